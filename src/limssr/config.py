@@ -1,0 +1,332 @@
+"""Run configuration: plain dataclasses, loaded from YAML presets/files and `key=value` overrides.
+
+Every field has a default; a YAML file or an override only names what it changes. Unknown keys and
+values of the wrong type are refused with the dotted key in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file, preset or override is invalid; the message names the key."""
+
+
+@dataclass
+class SyntheticConfig:
+    """The built-in synthetic AQA generator (see `limssr.data.synthetic`)."""
+
+    n_train: int = 320
+    n_test: int = 100
+    clips: int = 12
+    dims: dict[str, int] = field(default_factory=lambda: {"video": 768, "audio": 768, "flow": 1024})
+    score_range: float = 130.0
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    """Where samples come from and how they are cut to a fixed length."""
+
+    source: str = "synthetic"  # "synthetic" or "generic" (a directory in the generic layout)
+    path: str | None = None
+    clip_num: int = 12  # T after crop or pad
+    test_crop: str = "center"  # "center" or "full" (no crop at test; batch pads to the longest)
+    score_range: float | None = None  # divisor of the labels; None: from the data
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class LoraSettings:
+    enabled: bool = True
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class ModelConfig:
+    """LIMSSR architecture (limssr-method.md section 7)."""
+
+    backbone: str = "default"  # "default", "tiny", "tiny-qwen" or a local Hugging Face directory
+    modalities: list[str] = field(default_factory=lambda: ["video", "audio", "flow"])
+    # Display names used in the prompt; the reference says "visual" for video.
+    prompt_names: dict[str, str] = field(default_factory=lambda: {"video": "visual"})
+    dims: dict[str, int] = field(default_factory=dict)  # filled from the data when empty
+    num_fusion_tokens: int = 4
+    dropout: float = 0.15
+    attention_heads: int = 4  # Path 2 cross-modal attention
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train_embeddings: bool = False  # True: the whole vocabulary embedding trains, as the reference does
+    final_mix: str = "linear"  # "linear" (w1 unconstrained, as the reference) or "sigmoid"
+    confidence_init: float = 0.6
+    mix_init: float = 0.7
+    mask_padding: bool = True  # False: padded steps are attended and pooled, as the reference does
+
+
+@dataclass
+class LossConfig:
+    """L = alpha_mse * MSE(final, y) + alpha * triplet(fusion tokens) + alpha_con * MSE(main, aux)."""
+
+    alpha_mse: float = 10.0
+    alpha: float = 1.0
+    alpha_con: float = 1.0
+    margin: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    warmup: int = 5
+    decay_rate: float = 0.1
+    grad_clip: float = 1.0
+    precision: str = "fp32"  # "fp32", "bf16" (autocast) or "auto" (bf16 where the CPU/GPU has it)
+    missing: str = "strict"  # training-time missingness protocol, see limssr.masking
+    num_workers: int = 0
+    accelerator: str = "auto"
+    devices: int = 1
+    deterministic: bool = False
+    log_every_n_steps: int = 5
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 8
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; saved resolved into every run directory and checkpoint."""
+
+    name: str = "limssr"
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- building from dicts
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`, converting only where lossless (int -> float)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if _is_dataclass_type(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {type(value).__name__}")
+        return _build(tp, value, key)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"config key '{key}' has an invalid value {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        where = f"'{prefix}.{unknown[0]}'" if prefix else f"'{unknown[0]}'"
+        raise ConfigError(f"unknown config key {where}; known keys here: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("dims", "prompt_names"):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_from_dict(values: dict[str, Any]) -> RunConfig:
+    """Build a validated RunConfig; `values` may name only the fields it changes."""
+    merged = _merge(RunConfig().to_dict(), values or {})
+    cfg = _build(RunConfig, merged)
+    validate(cfg)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse `a.b.c=value`; the value is read as YAML (numbers, booleans, lists)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form key=value (e.g. train.lr=1e-4)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override '{text}': value is not valid YAML ({err})") from None
+    # YAML 1.1 reads "1e-4" as a string; accept it as the number a user meant.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
+    return key.split("."), value
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = _merge({}, values)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{text}': '{part}' is not a section")
+        node[path[-1]] = value
+    return out
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("limssr.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping at the top level")
+    return data
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"unknown preset '{name}'; available presets: {', '.join(names)}")
+    text = resources.files("limssr.presets").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None,
+                overrides: list[str] | None = None) -> RunConfig:
+    """Resolve a config from a preset or a file, then apply `key=value` overrides."""
+    values: dict[str, Any] = {}
+    if preset is not None:
+        values = preset_dict(preset)
+    if path is not None:
+        values = _merge(values, read_yaml(path))
+    return config_from_dict(apply_overrides(values, overrides or []))
+
+
+CHOICES = {
+    "data.source": ("synthetic", "generic"),
+    "data.test_crop": ("center", "full"),
+    "model.final_mix": ("linear", "sigmoid"),
+    "train.precision": ("fp32", "bf16", "auto"),
+}
+
+
+def validate(cfg: RunConfig) -> None:
+    """Checks that need more than one field or a value range."""
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise ConfigError(f"config key '{key}' must be one of {', '.join(allowed)}; got {value!r}")
+    from limssr.masking import PROTOCOLS  # local import: masking imports nothing from here
+
+    if cfg.train.missing not in PROTOCOLS:
+        raise ConfigError(f"config key 'train.missing' must be one of {', '.join(PROTOCOLS)}; "
+                          f"got {cfg.train.missing!r}")
+    mods = cfg.model.modalities
+    if not mods:
+        raise ConfigError("config key 'model.modalities' must name at least one modality")
+    if len(set(mods)) != len(mods):
+        raise ConfigError(f"config key 'model.modalities' repeats a name: {mods}")
+    initials = [m[0] for m in mods]
+    if len(set(initials)) != len(initials):
+        raise ConfigError(f"config key 'model.modalities': names must start with distinct letters "
+                          f"(subsets are named by initials), got {mods}")
+    positive = {"data.clip_num": cfg.data.clip_num, "train.epochs": cfg.train.epochs,
+                "train.batch_size": cfg.train.batch_size, "eval.batch_size": cfg.eval.batch_size,
+                "model.num_fusion_tokens": cfg.model.num_fusion_tokens, "model.lora.r": cfg.model.lora.r,
+                "model.attention_heads": cfg.model.attention_heads}
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config key '{key}' must be at least 1, got {value}")
+    if not 0 <= cfg.model.dropout < 1:
+        raise ConfigError(f"config key 'model.dropout' must be in [0, 1), got {cfg.model.dropout}")
+    if cfg.train.lr <= 0:
+        raise ConfigError(f"config key 'train.lr' must be positive, got {cfg.train.lr}")
+    if cfg.train.warmup < 0:
+        raise ConfigError(f"config key 'train.warmup' must be at least 0, got {cfg.train.warmup}")
+    if cfg.data.source == "generic" and not cfg.data.path:
+        raise ConfigError("config key 'data.path' is required when data.source is 'generic' (use --data DIR)")
+    for m, d in cfg.model.dims.items():
+        if m not in mods:
+            raise ConfigError(f"config key 'model.dims.{m}' names a modality not in model.modalities {mods}")
+        if d < 1:
+            raise ConfigError(f"config key 'model.dims.{m}' must be at least 1, got {d}")

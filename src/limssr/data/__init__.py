@@ -1,0 +1,24 @@
+"""Data layer: files -> samples -> torch datasets and batches."""
+
+from __future__ import annotations
+
+from limssr.config import RunConfig
+from limssr.data.samples import DataError, Sample, SampleSet
+
+
+def load_data(cfg: RunConfig) -> SampleSet:
+    """The dataset a run config names: the built-in synthetic generator or a generic directory."""
+    if cfg.data.source == "synthetic":
+        from limssr.data.synthetic import generate
+
+        data = generate(cfg.data.synthetic, cfg.model.modalities)
+    else:
+        from limssr.data.generic import read_generic
+
+        data = read_generic(cfg.data.path)
+    if cfg.data.score_range is not None:
+        data.score_range = float(cfg.data.score_range)
+    return data
+
+
+__all__ = ["DataError", "Sample", "SampleSet", "load_data"]

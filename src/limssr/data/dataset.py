@@ -1,0 +1,120 @@
+"""Torch dataset over in-memory samples: temporal crop/pad, padding mask, availability mask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from limssr.data.samples import Sample
+
+
+@dataclass
+class Batch:
+    """A collated batch. `mask` is what the model may see: availability AND the protocol's choice."""
+
+    features: dict[str, torch.Tensor]  # modality -> (B, T, D); zeros where not visible
+    time_mask: torch.Tensor  # (B, T) bool, False on padded steps
+    available: torch.Tensor  # (B, M) bool, modality present in the data
+    mask: torch.Tensor  # (B, M) bool, modality shown to the model
+    label: torch.Tensor  # (B,) score / score_range; NaN where unlabelled
+    index: torch.Tensor  # (B,) sample index in its dataset
+    names: list[str]
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(
+            features={m: x.to(device) for m, x in self.features.items()},
+            time_mask=self.time_mask.to(device), available=self.available.to(device),
+            mask=self.mask.to(device), label=self.label.to(device), index=self.index.to(device),
+            names=self.names,
+        )
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+class AQADataset(Dataset):
+    """Samples cut to `clip_num` steps: a random crop in training, a centre crop (or the full length)
+    at test. One crop start serves every modality of a sample; a modality longer than the shortest
+    one is first trimmed at the end, so lengths that differ by a step never break collation."""
+
+    def __init__(self, samples: list[Sample], modalities: list[str], dims: dict[str, int],
+                 score_range: float, clip_num: int, train: bool, test_crop: str = "center"):
+        self.samples = samples
+        self.modalities = modalities
+        self.dims = dims
+        self.score_range = float(score_range)
+        self.clip_num = clip_num
+        self.train = train
+        self.test_crop = test_crop
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _crop_start(self, length: int) -> int:
+        if length <= self.clip_num:
+            return 0
+        if self.train:
+            # every start in [0, length - clip_num] (the reference never draws the last one)
+            return int(torch.randint(0, length - self.clip_num + 1, ()).item())
+        return (length - self.clip_num) // 2
+
+    def __getitem__(self, i: int) -> dict:
+        sample = self.samples[i]
+        length = min(arr.shape[0] for arr in sample.features.values())
+        if self.train or self.test_crop == "center":
+            start = self._crop_start(length)
+            stop = start + min(length, self.clip_num)
+        else:
+            start, stop = 0, length
+        feats = {}
+        for m in self.modalities:
+            arr = sample.features.get(m)
+            if arr is None:
+                feats[m] = torch.zeros(stop - start, self.dims[m])
+            else:
+                feats[m] = torch.from_numpy(np.ascontiguousarray(arr[start:stop], dtype=np.float32))
+        label = float("nan") if sample.score is None else sample.score / self.score_range
+        return {"index": i, "name": sample.name, "features": feats,
+                "available": [m in sample.features for m in self.modalities], "label": label}
+
+    def pad_length(self, lengths: list[int]) -> int:
+        """Length a batch is padded to: `clip_num` (as the reference), or the longest at full length."""
+        return max(lengths) if (not self.train and self.test_crop == "full") else self.clip_num
+
+
+def collate(items: list[dict], modalities: list[str], pad_to: int | None = None) -> Batch:
+    """Stack items, zero-padding each modality at the end; the time mask marks real steps."""
+    lengths = [next(iter(it["features"].values())).shape[0] for it in items]
+    steps = max(pad_to or 0, max(lengths))
+    bsz = len(items)
+    features = {}
+    for m in modalities:
+        dim = items[0]["features"][m].shape[1]
+        out = torch.zeros(bsz, steps, dim)
+        for b, it in enumerate(items):
+            out[b, : lengths[b]] = it["features"][m]
+        features[m] = out
+    time_mask = torch.arange(steps)[None, :] < torch.tensor(lengths)[:, None]
+    available = torch.tensor([it["available"] for it in items], dtype=torch.bool)
+    return Batch(features=features, time_mask=time_mask, available=available, mask=available.clone(),
+                 label=torch.tensor([it["label"] for it in items], dtype=torch.float32),
+                 index=torch.tensor([it["index"] for it in items]), names=[it["name"] for it in items])
+
+
+def hide(batch: Batch, mask: torch.Tensor) -> Batch:
+    """Show the model only the modalities in `mask` (B, M): the others are zeroed here, in the data
+    layer, so a hidden modality's values never reach the model."""
+    mask = mask & batch.available
+    empty = ~mask.any(dim=1)
+    if empty.any():
+        name = batch.names[int(empty.nonzero()[0])]
+        raise ValueError(f"sample '{name}' would be left with no modality: none of the requested "
+                         f"modalities is present in its data")
+    features = {}
+    for j, (m, x) in enumerate(batch.features.items()):
+        features[m] = torch.where(mask[:, j, None, None], x, torch.zeros((), dtype=x.dtype))
+    return Batch(features=features, time_mask=batch.time_mask, available=batch.available, mask=mask,
+                 label=batch.label, index=batch.index, names=batch.names)

@@ -1,0 +1,201 @@
+"""The generic on-disk layout: any number of named modalities, pickle-free.
+
+    DIR/
+      limssr-data.yaml          modalities: [video, audio, flow]   (names, in mask order)
+                                score_range: 130                    (labels are divided by it)
+      train.csv, test.csv       header `name,score`, one row per sample
+      features/<modality>/<name>.npy
+                                float (T, D) array; a missing file means that modality is
+                                missing for that sample (natural missingness)
+
+Arrays are read with `allow_pickle=False`: nothing in a data directory can run code.
+Single samples for `limssr predict` may also come as `.npz` files whose keys are modality names.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from limssr.data.samples import DataError, Sample, SampleSet, check_sample
+
+MANIFEST = "limssr-data.yaml"
+
+
+def load_array(path: Path) -> np.ndarray:
+    """Read one `.npy` feature file as float32, refusing pickles and damaged files by name."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise DataError(f"{path}: cannot read array ({err}); object/pickled arrays are refused") from None
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: damaged or truncated .npy file ({err})") from None
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"{path}: array of dtype {arr.dtype} is not numeric")
+    return arr.astype(np.float32, copy=False)
+
+
+def read_manifest(root: Path) -> dict:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise DataError(f"'{root}' is not a limssr data directory: {MANIFEST} is missing")
+    try:
+        manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid YAML ({err})") from None
+    mods = manifest.get("modalities")
+    if not isinstance(mods, list) or not mods or not all(isinstance(m, str) and m for m in mods):
+        raise DataError(f"{path}: key 'modalities' must be a non-empty list of names")
+    rng = manifest.get("score_range")
+    if not isinstance(rng, (int, float)) or isinstance(rng, bool) or rng <= 0:
+        raise DataError(f"{path}: key 'score_range' must be a positive number, got {rng!r}")
+    return manifest
+
+
+def read_labels(path: Path) -> list[tuple[str, float]]:
+    """`name,score` rows; refuses missing fields, non-numeric or negative scores and duplicates."""
+    if not path.is_file():
+        raise DataError(f"label file '{path}' does not exist")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err})") from None
+    rows = list(csv.reader(text.splitlines()))
+    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["name", "score"]:
+        raise DataError(f"{path}: the first line must be the header 'name,score'")
+    out, seen = [], set()
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) < 2:
+            raise DataError(f"{path}:{lineno}: expected 'name,score', got {','.join(row)!r}")
+        name, raw = row[0].strip(), row[1].strip()
+        try:
+            score = float(raw)
+        except ValueError:
+            raise DataError(f"{path}:{lineno}: score {raw!r} of '{name}' is not a number") from None
+        if not math.isfinite(score) or score < 0:
+            raise DataError(f"{path}:{lineno}: score {raw!r} of '{name}' must be finite and non-negative")
+        if name in seen:
+            raise DataError(f"{path}:{lineno}: duplicate name '{name}'")
+        seen.add(name)
+        out.append((name, score))
+    if not out:
+        raise DataError(f"{path}: no samples (empty split)")
+    return out
+
+
+def _read_features(root: Path, name: str, modalities: list[str]) -> dict[str, np.ndarray]:
+    feats = {}
+    for m in modalities:
+        path = root / "features" / m / f"{name}.npy"
+        if path.is_file():
+            feats[m] = load_array(path)
+    return feats
+
+
+def _infer_dims(samples: list[Sample], modalities: list[str], root: Path) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for s in samples:
+        for m, arr in s.features.items():
+            if arr.ndim != 2:
+                raise DataError(f"{root / 'features' / m / (s.name + '.npy')}: expected a 2-D (T, D) array, "
+                                f"got shape {arr.shape}")
+            if dims.setdefault(m, arr.shape[1]) != arr.shape[1]:
+                raise DataError(f"{root / 'features' / m / (s.name + '.npy')}: dim {arr.shape[1]}, but other "
+                                f"'{m}' files have dim {dims[m]}")
+    absent = [m for m in modalities if m not in dims]
+    if absent:
+        raise DataError(f"{root}: no sample has features for modality '{absent[0]}'")
+    return dims
+
+
+def read_generic(root: str | Path, splits: tuple[str, ...] = ("train", "test")) -> SampleSet:
+    """Read a generic-layout directory (see the module docstring)."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    modalities = list(manifest["modalities"])
+    out: dict[str, list[Sample]] = {}
+    for split in splits:
+        samples = []
+        for name, score in read_labels(root / f"{split}.csv"):
+            feats = _read_features(root, name, modalities)
+            if not feats:
+                raise DataError(f"{root / (split + '.csv')}: sample '{name}' has no feature file under "
+                                f"{root / 'features'}/<modality>/{name}.npy")
+            samples.append(Sample(name=name, features=feats, score=score))
+        out[split] = samples
+    dims = _infer_dims([s for ss in out.values() for s in ss], modalities, root)
+    for split, samples in out.items():
+        for s in samples:
+            check_sample(s, modalities, dims, f"{root}/{split}")
+    return SampleSet(modalities=modalities, dims=dims, score_range=float(manifest["score_range"]),
+                     splits=out, info={"source": "generic", "path": str(root)})
+
+
+def write_generic(data: SampleSet, root: str | Path) -> Path:
+    """Write `data` in the generic layout; refuses an existing target and never leaves a half copy."""
+    root = Path(root)
+    if root.exists():
+        raise FileExistsError(f"'{root}' already exists; choose a new directory")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        (tmp / MANIFEST).write_text(yaml.safe_dump(
+            {"modalities": data.modalities, "score_range": data.score_range}, sort_keys=False))
+        for m in data.modalities:
+            (tmp / "features" / m).mkdir(parents=True)
+        for split, samples in data.splits.items():
+            with open(tmp / f"{split}.csv", "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["name", "score"])
+                for s in samples:
+                    writer.writerow([s.name, repr(float(s.score))])
+                    for m, arr in s.features.items():
+                        np.save(tmp / "features" / m / f"{s.name}.npy", arr, allow_pickle=False)
+        os.replace(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def read_unlabelled(path: str | Path, modalities: list[str]) -> list[Sample]:
+    """Samples to score: one `.npz` file (keys are modality names), a directory of `.npz` files, or
+    a generic-layout directory (every name under features/)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"input '{path}' does not exist")
+    if path.is_file():
+        return [_read_npz(path, modalities)]
+    if (path / MANIFEST).is_file() or (path / "features").is_dir():
+        names = sorted({p.stem for m in modalities for p in (path / "features" / m).glob("*.npy")})
+        if not names:
+            raise DataError(f"{path / 'features'}: no .npy files for modalities {modalities}")
+        return [Sample(name=n, features=_read_features(path, n, modalities)) for n in names]
+    files = sorted(path.glob("*.npz"))
+    if not files:
+        raise DataError(f"input directory '{path}' holds no .npz files and no features/ folder")
+    return [_read_npz(f, modalities) for f in files]
+
+
+def _read_npz(path: Path, modalities: list[str]) -> Sample:
+    if path.suffix != ".npz":
+        raise DataError(f"input file '{path}' must be a .npz archive with one array per modality")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            unknown = sorted(set(archive.files) - set(modalities))
+            if unknown:
+                raise DataError(f"{path}: key '{unknown[0]}' is not a modality of this model {modalities}")
+            feats = {k: np.asarray(archive[k], dtype=np.float32) for k in archive.files}
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot read archive ({err})") from None
+    if not feats:
+        raise DataError(f"{path}: holds no modality at all")
+    return Sample(name=path.stem, features=feats)

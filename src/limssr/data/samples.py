@@ -1,0 +1,60 @@
+"""In-memory containers for multimodal samples: the one format every reader produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Input data is malformed; the message names the file, key or field."""
+
+
+@dataclass
+class Sample:
+    """One performance: a feature sequence per observed modality and, for labelled data, a score.
+
+    A modality absent from `features` is missing for this sample (natural missingness).
+    """
+
+    name: str
+    features: dict[str, np.ndarray]  # modality -> float32 (T, D)
+    score: float | None = None  # raw judge score (not divided by the score range)
+    meta: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SampleSet:
+    """A labelled dataset: its modalities, their feature dims, and the train/test splits."""
+
+    modalities: list[str]
+    dims: dict[str, int]
+    score_range: float
+    splits: dict[str, list[Sample]]
+    info: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> list[Sample]:
+        if name not in self.splits:
+            raise DataError(f"dataset has no split '{name}' (splits: {', '.join(self.splits)})")
+        return self.splits[name]
+
+
+def check_sample(sample: Sample, modalities: list[str], dims: dict[str, int], where: str) -> None:
+    """Refuse a sample whose arrays cannot enter the model; `where` names its source."""
+    if not sample.features:
+        raise DataError(f"{where}: sample '{sample.name}' has no modality at all")
+    for m, arr in sample.features.items():
+        if m not in modalities:
+            raise DataError(f"{where}: sample '{sample.name}' has unknown modality '{m}' "
+                            f"(expected one of {modalities})")
+        if arr.ndim != 2:
+            raise DataError(f"{where}: sample '{sample.name}' modality '{m}' must be 2-D (T, D), "
+                            f"got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            raise DataError(f"{where}: sample '{sample.name}' modality '{m}' has T = 0 time steps")
+        if m in dims and arr.shape[1] != dims[m]:
+            raise DataError(f"{where}: sample '{sample.name}' modality '{m}' has dim {arr.shape[1]}, "
+                            f"expected {dims[m]}")
+        if not np.isfinite(arr).all():
+            raise DataError(f"{where}: sample '{sample.name}' modality '{m}' holds NaN or Inf values")

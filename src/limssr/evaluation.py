@@ -1,0 +1,106 @@
+"""Scoring a trained model on every modality subset, and the summary the paper's tables report.
+
+For each non-empty subset the test set is scored with exactly that subset shown (intersected with
+what each sample actually has; a sample left with nothing is skipped and not counted in `n`).
+"Average" is over the incomplete subsets: Fisher-z mean of Spearman, arithmetic mean of MSE. The
+complete subset is reported on its own. MSE is in raw score units.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from limssr.data.dataset import AQADataset, hide
+from limssr.metrics import fisher_z_mean, mse, spearman
+from limssr.model import LIMSSR
+from limssr.subsets import all_subsets, subset_name
+
+
+@dataclass
+class Predictions:
+    """Per-sample predictions of one subset, in raw score units."""
+
+    names: list[str] = field(default_factory=list)
+    label: list[float] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)
+    main: list[float] = field(default_factory=list)
+    aux: list[float] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)  # modalities the model saw, by initials
+
+
+def autocast_for(device: torch.device, precision: str):
+    """An autocast context for 'bf16-mixed', a no-op context otherwise."""
+    if precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict(model: LIMSSR, loader, subset: tuple[bool, ...] | None, device: torch.device,
+            precision: str, score_range: float) -> Predictions:
+    """Score every sample of `loader` showing `subset` (None: whatever each sample has)."""
+    model.eval()
+    out = Predictions()
+    for batch in loader:
+        wanted = batch.available if subset is None else torch.tensor(subset).expand_as(batch.available)
+        keep = (wanted & batch.available).any(dim=1)
+        if not keep.any():
+            continue
+        if not keep.all():
+            batch = _select(batch, keep)
+            wanted = wanted[keep]
+        batch = hide(batch, wanted).to(device)
+        with autocast_for(device, precision):
+            res = model(batch.features, batch.mask, batch.time_mask)
+        score = res.score.float().cpu().numpy() * score_range
+        if not np.isfinite(score).all():
+            bad = batch.names[int(np.flatnonzero(~np.isfinite(score))[0])]
+            raise FloatingPointError(f"the model produced a non-finite score for sample '{bad}'")
+        out.names += batch.names
+        out.label += (batch.label.cpu().numpy() * score_range).tolist()
+        out.score += score.tolist()
+        out.main += (res.main.float().cpu().numpy() * score_range).tolist()
+        out.aux += (res.aux.float().cpu().numpy() * score_range).tolist()
+        out.shown += [subset_name(row.tolist(), model.modalities) for row in batch.mask.cpu()]
+    return out
+
+
+def _select(batch, keep: torch.Tensor):
+    from limssr.data.dataset import Batch
+
+    return Batch(features={m: x[keep] for m, x in batch.features.items()}, time_mask=batch.time_mask[keep],
+                 available=batch.available[keep], mask=batch.mask[keep], label=batch.label[keep],
+                 index=batch.index[keep], names=[n for n, k in zip(batch.names, keep.tolist()) if k])
+
+
+def evaluate_subsets(model: LIMSSR, dataset: AQADataset, loader, device: torch.device,
+                     precision: str, progress=None) -> dict[str, Predictions]:
+    """Predictions for every non-empty subset, keyed by subset name ('vaf', 'va', ...)."""
+    results = {}
+    for subset in all_subsets(len(dataset.modalities)):
+        name = subset_name(subset, dataset.modalities)
+        results[name] = predict(model, loader, subset, device, precision, dataset.score_range)
+        if progress is not None:
+            progress(name)
+    return results
+
+
+def summarise(preds: dict[str, Predictions], modalities: list[str], train_mean: float) -> dict:
+    """Per-subset Spearman / MSE / n, the average over incomplete subsets, and the train-mean baseline."""
+    complete = subset_name([True] * len(modalities), modalities)
+    subsets, baseline = {}, {}
+    for name, p in preds.items():
+        subsets[name] = {"spearman": spearman(p.score, p.label), "mse": mse(p.score, p.label), "n": len(p.names)}
+        baseline[name] = mse([train_mean] * len(p.label), p.label)
+    incomplete = [n for n in subsets if n != complete and subsets[n]["n"] > 0]
+    average = {
+        "spearman": fisher_z_mean([subsets[n]["spearman"] for n in incomplete]) if incomplete else float("nan"),
+        "mse": float(np.mean([subsets[n]["mse"] for n in incomplete])) if incomplete else float("nan"),
+        "n": int(sum(subsets[n]["n"] for n in incomplete)),
+    }
+    return {"subsets": subsets, "average": average, "complete_subset": complete,
+            "average_over": incomplete, "baseline_train_mean_mse": baseline, "train_mean": train_mean}

@@ -1,0 +1,253 @@
+"""LIMSSR: LLM-driven sequence-to-score regression under incomplete multimodal observations.
+
+Read top to bottom: modality projections, the added tokens, the sequence assembly (prompt-guided
+imputation with missing placeholders, PCMI), the LLM, then the two heads of the mask-aware dual-path
+aggregation (MDA): Path 1 over the K fusion tokens (LMRF), Path 2 over the modality spans, and their
+learned mix. limssr-method.md section 7 is the reference; docs/deviations.md lists every departure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from limssr.backbone import Backbone
+from limssr.config import ModelConfig
+from limssr.sequence import Layout, build_layout, prompt_text
+from limssr.subsets import all_subsets
+
+
+@dataclass
+class LimssrOutput:
+    score: torch.Tensor  # (B,) final score on the normalised scale (score / score_range)
+    main: torch.Tensor  # (B,) Path 1 head
+    aux: torch.Tensor  # (B,) Path 2 head
+    fusion: torch.Tensor  # (B, K, H) fusion-token states (for the token regulariser)
+    fused: torch.Tensor  # (B, H) Path 2 fused modality feature
+
+
+class ModalityProjection(nn.Module):
+    """Two kernel-1 convolutions with BatchNorm: a per-time-step MLP from the feature dim to H.
+
+    Applied to the real time steps of present modalities only, so neither padding nor hidden
+    modalities enter the BatchNorm statistics.
+    """
+
+    def __init__(self, in_dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.conv1 = nn.Conv1d(in_dim, hidden, kernel_size=1)
+        self.bn1 = nn.BatchNorm1d(hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv1d(hidden, hidden, kernel_size=1)
+        self.bn2 = nn.BatchNorm1d(hidden)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows: (N, D) time steps -> (N, H)."""
+        x = rows.t().unsqueeze(0)  # (1, D, N): BatchNorm statistics over the N steps
+        x = self.dropout(F.relu(self._bn(self.bn1, self.conv1(x))))
+        return self._bn(self.bn2, self.conv2(x)).squeeze(0).t()
+
+    @staticmethod
+    def _bn(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+        if bn.training and x.shape[-1] < 2:  # one step has no batch statistics: use the running ones
+            return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        return bn(x)
+
+
+def regressor(hidden: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(hidden, hidden // 2), nn.LayerNorm(hidden // 2), nn.GELU(),
+                         nn.Dropout(dropout), nn.Linear(hidden // 2, 1))
+
+
+class FusionTokenHead(nn.Module):
+    """Path 1: role-weighted fusion tokens, refined by a gated residual conditioned on the mask."""
+
+    def __init__(self, hidden: int, num_modalities: int, num_tokens: int, dropout: float):
+        super().__init__()
+        self.role_weight = nn.Parameter(torch.ones(num_tokens))
+        self.norm = nn.LayerNorm(hidden)
+        cond = hidden + num_modalities
+        self.delta = nn.Sequential(nn.Linear(cond, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, hidden))
+        self.gate = nn.Sequential(nn.Linear(cond, hidden), nn.Sigmoid())
+        self.regressor = regressor(hidden, dropout)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """tokens (B, K, H), mask (B, M) -> score (B,) in (0, 1)."""
+        w = torch.softmax(self.role_weight, dim=0)
+        f = self.norm((w[None, :, None] * tokens).sum(dim=1))
+        c = torch.cat([f, mask.to(f.dtype)], dim=-1)
+        f = f + self.gate(c) * self.delta(c)
+        return torch.sigmoid(self.regressor(f)).squeeze(-1)
+
+
+class ModalitySpanHead(nn.Module):
+    """Path 2: pooled modality spans, cross-modal attention, softmax gating, and a learned
+    confidence sigmoid(lambda_m) that down-weights missing modalities."""
+
+    def __init__(self, hidden: int, num_modalities: int, heads: int, dropout: float, confidence_init: float):
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"model.attention_heads={heads} must divide the backbone hidden size {hidden}")
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(num_modalities))
+        self.attention = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
+        self.gate = nn.Sequential(nn.Linear(num_modalities * hidden, hidden), nn.GELU(),
+                                  nn.Linear(hidden, num_modalities), nn.Softmax(dim=-1))
+        self.confidence = nn.Parameter(torch.full((num_modalities,), confidence_init))
+        self.regressor = regressor(hidden, dropout)
+
+    def forward(self, spans: torch.Tensor, valid: torch.Tensor, mask: torch.Tensor):
+        """spans (B, M, T, H) hidden states, valid (B, T) real steps, mask (B, M) -> (score, fused)."""
+        w = valid[:, None, :, None].to(spans.dtype)
+        pooled = (spans * w).sum(dim=2) / w.sum(dim=2).clamp(min=1.0)  # (B, M, H)
+        u = torch.stack([norm(pooled[:, m]) for m, norm in enumerate(self.norms)], dim=1)
+        attended, _ = self.attention(u, u, u, need_weights=False)
+        attended = attended * self.gate(u.flatten(1))[..., None]
+        conf = torch.where(mask, torch.ones_like(self.confidence), torch.sigmoid(self.confidence))
+        fused = (attended * conf[..., None].to(attended.dtype)).sum(dim=1)
+        return torch.sigmoid(self.regressor(fused)).squeeze(-1), fused
+
+
+class LIMSSR(nn.Module):
+    """The LIMSSR model around a (LoRA-wrapped) decoder backbone."""
+
+    def __init__(self, cfg: ModelConfig, backbone: Backbone, dims: dict[str, int]):
+        super().__init__()
+        self.cfg = cfg
+        self.modalities = list(cfg.modalities)
+        missing = [m for m in self.modalities if m not in dims]
+        if missing:
+            raise ValueError(f"no feature dim known for modality '{missing[0]}'")
+        self.dims = {m: int(dims[m]) for m in self.modalities}
+        num_mod, hidden, k = len(self.modalities), backbone.hidden_size, cfg.num_fusion_tokens
+        self.hidden = hidden
+        self.backbone = backbone.decoder
+        self.projections = nn.ModuleDict(
+            {m: ModalityProjection(self.dims[m], hidden, cfg.dropout) for m in self.modalities})
+
+        # Added tokens: <m_start>, <m_end>, <missing_m> per modality, then K fusion tokens. Held as a
+        # table of their own (not new vocabulary rows), initialised as typical vocabulary rows.
+        self.token_names = ([f"<|{m}_start|>" for m in self.modalities] + [f"<|{m}_end|>" for m in self.modalities]
+                            + [f"<|missing_{m}|>" for m in self.modalities]
+                            + [f"<|feat_dim_{i + 1}|>" for i in range(k)])
+        vocab = backbone.input_embeddings().weight.detach().float()
+        mean, std = vocab.mean(dim=0), vocab.std(dim=0)
+        self.added_tokens = nn.Parameter(mean + std * torch.randn(len(self.token_names), hidden))
+
+        # Prompt token ids for every non-empty subset, tokenised once.
+        names = [cfg.prompt_names.get(m, m) for m in self.modalities]
+        subsets = all_subsets(num_mod)
+        ids = [backbone.tokenizer(prompt_text(s, names), add_special_tokens=False)["input_ids"] for s in subsets]
+        longest = max(len(i) for i in ids)
+        self.register_buffer("prompt_ids", torch.tensor([i + [0] * (longest - len(i)) for i in ids]), persistent=False)
+        self.register_buffer("prompt_len", torch.tensor([len(i) for i in ids]), persistent=False)
+        lookup = torch.full((2**num_mod,), -1, dtype=torch.long)
+        for s, subset in enumerate(subsets):
+            lookup[sum(1 << j for j, present in enumerate(subset) if present)] = s
+        self.register_buffer("subset_of_code", lookup, persistent=False)
+
+        self.path1 = FusionTokenHead(hidden, num_mod, k, cfg.dropout)
+        self.path2 = ModalitySpanHead(hidden, num_mod, cfg.attention_heads, cfg.dropout, cfg.confidence_init)
+        init = torch.tensor(cfg.mix_init)
+        self.mix = nn.Parameter(init if cfg.final_mix == "linear" else torch.logit(init))
+
+    # ------------------------------------------------------------------ sequence assembly (PCMI)
+
+    def _token(self, group: int, j: int) -> torch.Tensor:
+        return self.added_tokens[group * len(self.modalities) + j]
+
+    def _modality_blocks(self, features: dict[str, torch.Tensor], mask: torch.Tensor,
+                         valid: torch.Tensor) -> torch.Tensor:
+        """(B, M, T+2, H): start token, T projected features or placeholders, end token."""
+        bsz, steps = valid.shape
+        blocks = []
+        for j, m in enumerate(self.modalities):
+            rows = mask[:, j, None] & valid  # real steps of samples that show this modality
+            content = self._token(2, j).expand(bsz, steps, self.hidden)
+            if rows.any():
+                projected = self.projections[m](features[m][rows]).float()
+                scattered = projected.new_zeros(bsz, steps, self.hidden)
+                scattered[rows] = projected
+                content = torch.where(mask[:, j, None, None], scattered, content)
+            start = self._token(0, j).expand(bsz, 1, self.hidden)
+            end = self._token(1, j).expand(bsz, 1, self.hidden)
+            blocks.append(torch.cat([start, content, end], dim=1))
+        return torch.stack(blocks, dim=1)
+
+    def assemble(self, features: dict[str, torch.Tensor], mask: torch.Tensor, valid: torch.Tensor):
+        """Input embeddings (B, L, H), attention mask (B, L), position ids (B, L) and the layout."""
+        bsz, steps = valid.shape
+        num_mod, k = len(self.modalities), self.cfg.num_fusion_tokens
+        codes = (mask.long() << torch.arange(num_mod, device=mask.device)).sum(dim=1)
+        subset = self.subset_of_code[codes]
+        if (subset < 0).any():
+            raise ValueError("every sample needs at least one modality in its mask")
+        plen = self.prompt_len[subset]
+        layout = build_layout(mask, plen, steps, k)
+        pmax = int(plen.max())
+        prompt = self.backbone.get_input_embeddings()(self.prompt_ids[subset, :pmax]).float()
+
+        blocks = self._modality_blocks(features, mask, valid)  # in modality order
+        order = layout.modality_at[:, :, None, None].expand(-1, -1, steps + 2, self.hidden)
+        body = torch.cat([blocks.gather(1, order).flatten(1, 2),
+                          self.added_tokens[3 * num_mod:].expand(bsz, k, self.hidden)], dim=1)
+        full = torch.cat([prompt, body], dim=1)  # prompts padded to pmax, then the body
+
+        total = layout.total
+        pos = torch.arange(total, device=mask.device).expand(bsz, -1)
+        src = torch.where(pos < plen[:, None], pos, pmax + pos - plen[:, None]).clamp(max=full.shape[1] - 1)
+        embeds = full.gather(1, src[..., None].expand(-1, -1, self.hidden))
+
+        attend = pos < layout.length[:, None]
+        if self.cfg.mask_padding and not bool(valid.all()):
+            span_pos = (layout.span_start[:, :, None] + torch.arange(steps, device=mask.device)).flatten(1)
+            attend = attend.scatter(1, span_pos, valid[:, None, :].expand(-1, num_mod, -1).flatten(1))
+        positions = (attend.long().cumsum(dim=1) - 1).clamp(min=0)
+        return embeds, attend, positions, layout
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor, time_mask: torch.Tensor) -> LimssrOutput:
+        """features: modality -> (B, T, D); mask (B, M) shown modalities; time_mask (B, T) real steps."""
+        valid = time_mask if self.cfg.mask_padding else torch.ones_like(time_mask)
+        embeds, attend, positions, layout = self.assemble(features, mask, valid)
+        hidden = self.backbone(inputs_embeds=embeds, attention_mask=None if bool(attend.all()) else attend.long(),
+                               position_ids=positions).last_hidden_state.float()
+        return self.heads(hidden, layout, mask, valid)
+
+    def heads(self, hidden: torch.Tensor, layout: Layout, mask: torch.Tensor, valid: torch.Tensor) -> LimssrOutput:
+        k, steps = layout.num_fusion, layout.steps
+        bsz, num_mod = mask.shape
+        fusion_pos = layout.fusion_start[:, None] + torch.arange(k, device=hidden.device)
+        fusion = hidden.gather(1, fusion_pos[..., None].expand(-1, -1, self.hidden))
+        main = self.path1(fusion, mask)
+        span_pos = (layout.span_start[:, :, None] + torch.arange(steps, device=hidden.device)).flatten(1)
+        spans = hidden.gather(1, span_pos[..., None].expand(-1, -1, self.hidden)).view(bsz, num_mod, steps, self.hidden)
+        aux, fused = self.path2(spans, valid, mask)
+        w1 = self.mix if self.cfg.final_mix == "linear" else torch.sigmoid(self.mix)
+        return LimssrOutput(score=w1 * main + (1 - w1) * aux, main=main, aux=aux, fusion=fusion, fused=fused)
+
+    # ------------------------------------------------------------------ what a checkpoint holds
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything but the frozen backbone weights: LoRA, added tokens, projections, heads, and
+        the BatchNorm running statistics (the whole embedding too when it trains)."""
+        frozen = {f"backbone.{n}" for n, p in self.backbone.named_parameters() if not p.requires_grad}
+        return {k: v for k, v in self.state_dict().items() if k not in frozen}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+        expected = self.trainable_state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            detail = (f"missing '{missing[0]}'" if missing else f"unexpected '{unexpected[0]}'")
+            raise ValueError(f"{source} does not fit this model ({len(missing)} missing, {len(unexpected)} "
+                             f"unexpected tensors; {detail}): it was written for another architecture, "
+                             "backbone or set of modalities")
+        for key, value in state.items():
+            if value.shape != expected[key].shape:
+                raise ValueError(f"{source}: tensor '{key}' has shape {tuple(value.shape)}, this model "
+                                 f"expects {tuple(expected[key].shape)} (another backbone or feature dim?)")
+        self.load_state_dict(state, strict=False)

@@ -1,0 +1,164 @@
+"""Writing results: a printed table, Markdown, CSV, JSON, per-sample predictions and a plot.
+
+Every file is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from limssr.evaluation import Predictions
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _rows(results: dict) -> list[dict]:
+    """Table rows: the complete subset, each incomplete one, then the average over the incomplete."""
+    ceiling = results.get("noise_ceiling")
+    rows = []
+    for name, r in results["subsets"].items():
+        rows.append({"subset": "{" + ",".join(name) + "}", "key": name, "spearman": r["spearman"],
+                     "mse": r["mse"], "mse_train_mean": results["baseline_train_mean_mse"][name], "n": r["n"]})
+    avg = results["average"]
+    rows.append({"subset": "Average (incomplete)", "key": "average", "spearman": avg["spearman"], "mse": avg["mse"],
+                 "mse_train_mean": _mean([results["baseline_train_mean_mse"][n] for n in results["average_over"]]),
+                 "n": avg["n"]})
+    for row in rows:
+        row["noise_ceiling"] = ceiling
+    return rows
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def _fmt(x, digits: int) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _title(results: dict) -> str:
+    p = results.get("protocol", {})
+    return (f"LIMSSR on {results.get('dataset', 'data')} - trained with '{p.get('training_missingness', '?')}' "
+            f"missingness, model: {p.get('selection', '?')}")
+
+
+def markdown(results: dict) -> str:
+    lines = [f"### {_title(results)}", "",
+             "| Subset | Spearman | MSE | MSE of train mean | n |", "|---|---:|---:|---:|---:|"]
+    for r in _rows(results):
+        lines.append(f"| {r['subset']} | {_fmt(r['spearman'], 4)} | {_fmt(r['mse'], 2)} | "
+                     f"{_fmt(r['mse_train_mean'], 2)} | {r['n']} |")
+    lines.append("")
+    lines.append(_footer(results))
+    return "\n".join(lines) + "\n"
+
+
+def _footer(results: dict) -> str:
+    parts = ["Average: Fisher-z mean of Spearman and mean MSE over the incomplete subsets; "
+             "MSE in raw score units."]
+    if results.get("noise_ceiling") is not None:
+        parts.append(f"Noise ceiling (Spearman of the noise-free score with the label): "
+                     f"{results['noise_ceiling']:.4f}.")
+    return " ".join(parts)
+
+
+def print_table(results: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=_title(results), caption=_footer(results))
+    for col, justify in [("Subset", "left"), ("Spearman", "right"), ("MSE", "right"),
+                         ("MSE of train mean", "right"), ("n", "right")]:
+        table.add_column(col, justify=justify)
+    for r in _rows(results):
+        table.add_row(r["subset"], _fmt(r["spearman"], 4), _fmt(r["mse"], 2), _fmt(r["mse_train_mean"], 2),
+                      str(r["n"]), end_section=r["key"] == results["complete_subset"])
+    console.print(table)
+
+
+def write_results(results: dict, preds: dict[str, Predictions], out_dir: Path) -> list[Path]:
+    """results.json, results.md, results.csv, predictions.csv and results.png in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    path = out_dir / "results.json"
+    atomic_write_text(path, json.dumps(results, indent=2) + "\n")
+    written.append(path)
+    path = out_dir / "results.md"
+    atomic_write_text(path, markdown(results))
+    written.append(path)
+
+    buf = io.StringIO()
+    rows = _rows(results)
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    path = out_dir / "results.csv"
+    atomic_write_text(path, buf.getvalue())
+    written.append(path)
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["subset", "name", "shown", "label", "score", "main", "aux"])
+    for subset, p in preds.items():
+        for i in range(len(p.names)):
+            writer.writerow([subset, p.names[i], p.shown[i], f"{p.label[i]:.6g}", f"{p.score[i]:.6g}",
+                             f"{p.main[i]:.6g}", f"{p.aux[i]:.6g}"])
+    path = out_dir / "predictions.csv"
+    atomic_write_text(path, buf.getvalue())
+    written.append(path)
+    written.append(plot_results(results, out_dir / "results.png"))
+    return written
+
+
+def plot_results(results: dict, path: Path) -> Path:
+    """Spearman and MSE per subset, with the noise ceiling and the train-mean MSE for scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results["subsets"])
+    rho = [results["subsets"][n]["spearman"] for n in names]
+    err = [results["subsets"][n]["mse"] for n in names]
+    base = [results["baseline_train_mean_mse"][n] for n in names]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax1.bar(names, rho, color="#3b7dd8")
+    if results.get("noise_ceiling") is not None:
+        ax1.axhline(results["noise_ceiling"], color="k", ls="--", lw=1, label="noise ceiling")
+        ax1.legend(loc="lower right", fontsize=8)
+    ax1.set_ylim(min(0.0, min(rho) - 0.05), 1.0)
+    ax1.set_ylabel("Spearman")
+    ax1.set_title("Rank correlation per subset")
+    ax2.bar(names, err, color="#d8833b", label="LIMSSR")
+    ax2.plot(names, base, "k_", ms=18, mew=2, label="train mean")
+    ax2.set_ylabel("MSE (raw score units)")
+    ax2.set_title("Error per subset")
+    ax2.legend(fontsize=8)
+    fig.suptitle(_title(results), fontsize=9)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path

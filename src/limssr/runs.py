@@ -1,0 +1,230 @@
+"""Run directories and the user's verbs: train, evaluate, predict.
+
+A run directory holds everything needed to reproduce and reuse a run:
+
+    config.yaml              the resolved configuration (dims and modalities filled from the data)
+    train_masks.csv          the fixed training masks (strict protocol)
+    logs/metrics.csv         training curves (CSV logger)
+    checkpoints/last.safetensors   full training state, for --resume (pickle-free)
+    model.safetensors        the trained weights (trainable part only) with the config embedded
+    eval/                    results.json, results.md, results.csv, predictions.csv, results.png
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+
+from limssr.checkpoint import CheckpointError, load_weights, save_weights
+from limssr.config import RunConfig, config_from_dict
+from limssr.data import DataError, SampleSet, load_data
+from limssr.data.dataset import AQADataset
+from limssr.data.samples import check_sample
+from limssr.evaluation import evaluate_subsets, predict, summarise
+from limssr.report import atomic_write_text, print_table, write_results
+from limssr.subsets import subset_name
+from limssr.training import (LAST_CHECKPOINT, LimssrDataModule, LimssrModule, build_model, make_dataset,
+                             make_loader, make_trainer, resolve_precision)
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class RunError(RuntimeError):
+    """A run directory cannot be created, resumed or read; the message names the path."""
+
+
+def quiet_libraries() -> None:
+    """Silence library chatter that says nothing actionable to a limssr user."""
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*`isinstance\\(treespec, LeafSpec\\)`.*")
+    import logging
+
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch.accelerators.cuda").setLevel(logging.WARNING)
+
+
+def resolve(cfg: RunConfig, data: SampleSet) -> RunConfig:
+    """Fill the modalities and feature dims from the data; refuse dims that contradict the config."""
+    for m, d in cfg.model.dims.items():
+        if m in data.dims and data.dims[m] != d:
+            raise DataError(f"config key 'model.dims.{m}' is {d} but the data's '{m}' features have dim {data.dims[m]}")
+    model = replace(cfg.model, modalities=list(data.modalities), dims=dict(data.dims))
+    data_cfg = replace(cfg.data, score_range=float(data.score_range))
+    return config_from_dict(replace(cfg, model=model, data=data_cfg).to_dict())
+
+
+def unique_dir(base: Path) -> Path:
+    """`base`, or `base-2`, `base-3`, ... (before any file suffix), whichever does not exist yet."""
+    if not base.exists():
+        return base
+    i = 2
+    while (candidate := base.with_name(f"{base.stem}-{i}{base.suffix}")).exists():
+        i += 1
+    return candidate
+
+
+def prepare_run_dir(out: str | Path | None, cfg: RunConfig) -> Path:
+    if out is None:
+        return unique_dir(Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(out)
+    if (out / CONFIG_FILE).exists() or (out / WEIGHTS_FILE).exists():
+        raise RunError(f"'{out}' already holds a run; pass a new --out, or resume it with "
+                       f"`limssr train --resume {out}`")
+    if out.exists() and any(out.iterdir()):
+        raise RunError(f"'{out}' exists and is not empty; pass a new --out directory")
+    return out
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise RunError(f"'{run_dir}' is not a limssr run directory ({CONFIG_FILE} is missing)")
+    return config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def _write_masks(run_dir: Path, dm: LimssrDataModule, modalities: list[str]) -> None:
+    rows = dm.training_masks()
+    if rows is None:
+        return
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["name", "shown"] + modalities)
+    for name, mask in rows:
+        writer.writerow([name, subset_name(mask, modalities)] + [int(x) for x in mask])
+    atomic_write_text(run_dir / "train_masks.csv", buf.getvalue())
+
+
+def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Path | None = None,
+          progress: bool = True, callbacks: list | None = None) -> tuple[Path, LimssrModule, SampleSet]:
+    """Train a model; with `resume`, continue the run in that directory from its last checkpoint
+    (its saved config is used and `cfg` is ignored). `callbacks` are extra Lightning callbacks."""
+    quiet_libraries()
+    if resume is not None:
+        run_dir = Path(resume)
+        cfg = read_run_config(run_dir)
+        ckpt = run_dir / "checkpoints" / LAST_CHECKPOINT
+        if not ckpt.is_file():
+            raise RunError(f"'{run_dir}' has no checkpoint to resume from ({ckpt} is missing)")
+    else:
+        run_dir, ckpt = prepare_run_dir(out, cfg), None
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = load_data(cfg)
+    cfg = resolve(cfg, data)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if ckpt is None:
+        atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
+    dm = LimssrDataModule(cfg, data)
+    _write_masks(run_dir, dm, cfg.model.modalities)
+    module = LimssrModule(cfg)
+    trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, extra_callbacks=callbacks)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+    save_weights(module.model.trainable_state_dict(), cfg.to_dict(), run_dir / WEIGHTS_FILE)
+    return run_dir, module, data
+
+
+def load_trained(run_dir: str | Path):
+    """(config, model) of a finished run, the model in eval mode on the best available device."""
+    run_dir = Path(run_dir)
+    weights = run_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        hint = (f"; training did not finish - continue it with `limssr train --resume {run_dir}`"
+                if (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file() else "")
+        raise RunError(f"'{run_dir}' holds no trained model ({weights} is missing){hint}")
+    try:
+        state, cfg_dict = load_weights(weights)
+    except CheckpointError as err:
+        raise RunError(str(err)) from None
+    cfg = config_from_dict(cfg_dict)
+    model = build_model(cfg)
+    model.load_trainable_state_dict(state, str(weights))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return cfg, model.to(device).eval()
+
+
+def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg: RunConfig | None = None,
+             data: SampleSet | None = None, out_dir: Path | None = None, show: bool = True) -> tuple[dict, Path]:
+    """Score the run's model on every subset of the test split and write the report files."""
+    quiet_libraries()
+    run_dir = Path(run_dir)
+    if model is None:
+        cfg, model = load_trained(run_dir)
+    if data_path is not None:
+        cfg = replace(cfg, data=replace(cfg.data, source="generic", path=str(data_path)))
+    if data is None:
+        data = load_data(cfg)
+    if data.modalities != model.modalities or data.dims != model.dims:
+        raise DataError(f"the data has modalities/dims {data.dims}, the model was trained on {model.dims}")
+    test = make_dataset(cfg, data, "test", train=False)
+    loader = make_loader(test, cfg.eval.batch_size, shuffle=False)
+    device = next(model.parameters()).device
+    precision = resolve_precision(cfg.train.precision)
+    t0 = time.time()
+    preds = evaluate_subsets(model, test, loader, device, precision,
+                             progress=(lambda n: print(f"  evaluated subset {{{','.join(n)}}}", flush=True))
+                             if show else None)
+    train_scores = [s.score for s in data.split("train") if s.score is not None]
+    results = summarise(preds, model.modalities, float(sum(train_scores) / len(train_scores)))
+    results.update({
+        "dataset": data.info.get("source", "data") if data.info.get("source") != "generic" else data.info["path"],
+        "modalities": model.modalities,
+        "score_range": data.score_range,
+        "noise_ceiling": data.info.get("noise_ceiling"),
+        "protocol": {"training_missingness": cfg.train.missing, "selection": f"last epoch ({cfg.train.epochs})",
+                     "test_crop": cfg.data.test_crop, "clip_num": cfg.data.clip_num},
+        "backbone": cfg.model.backbone,
+        "seed": cfg.seed,
+        "eval_seconds": round(time.time() - t0, 1),
+    })
+    out_dir = out_dir or unique_dir(run_dir / "eval")
+    write_results(results, preds, out_dir)
+    if show:
+        print_table(results)
+        print(f"results written to {out_dir}/ (results.json, results.md, results.csv, predictions.csv, results.png)")
+    return results, out_dir
+
+
+def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | None = None, show: bool = True) -> Path:
+    """Score unlabelled samples with any subset of modalities; writes name, score and what was shown."""
+    from limssr.data.generic import read_unlabelled
+
+    quiet_libraries()
+    run_dir = Path(run_dir)
+    cfg, model = load_trained(run_dir)
+    samples = read_unlabelled(inputs, model.modalities)
+    for s in samples:
+        check_sample(s, model.modalities, model.dims, str(inputs))
+    dataset = AQADataset(samples, model.modalities, model.dims, 1.0, cfg.data.clip_num, train=False,
+                         test_crop=cfg.data.test_crop)
+    loader = make_loader(dataset, cfg.eval.batch_size, shuffle=False)
+    device = next(model.parameters()).device
+    preds = predict(model, loader, None, device, resolve_precision(cfg.train.precision), 1.0)
+    score_range = float(cfg.data.score_range)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["name", "score", "present", "missing"] + [f"has_{m}" for m in model.modalities])
+    for name, score, shown in zip(preds.names, preds.score, preds.shown):
+        present = [m for m in model.modalities if m[0] in shown]
+        missing = [m for m in model.modalities if m not in present]
+        writer.writerow([name, f"{score * score_range:.4f}", "+".join(present), "+".join(missing) or "-"]
+                        + [int(m in present) for m in model.modalities])
+    out_path = Path(out) if out else unique_dir(run_dir / "predictions" / f"{Path(inputs).stem}.csv")
+    if out and out_path.exists():
+        raise RunError(f"'{out_path}' already exists; choose another --out")
+    atomic_write_text(out_path, buf.getvalue())
+    if show:
+        print(buf.getvalue().rstrip())
+        print(f"predictions written to {out_path}")
+    return out_path

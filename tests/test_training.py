@@ -1,0 +1,99 @@
+"""Integration: the tiny backbone trains on synthetic data (loss falls), checkpoints, resumes, evaluates."""
+
+import csv
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from limssr import runs
+from limssr.checkpoint import load_training_checkpoint, load_weights
+from limssr.training import lr_factor
+
+from conftest import tiny_run_config
+
+
+def _epoch_losses(run_dir):
+    with open(run_dir / "logs" / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("loss_epoch")]
+    return [float(r["loss_epoch"]) for r in rows]
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    f = [lr_factor(e, epochs=10, warmup=5, decay_rate=0.1) for e in range(10)]
+    assert f[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert f[5] == pytest.approx(1.0) and all(a > b for a, b in zip(f[5:], f[6:]))
+    assert lr_factor(10, epochs=10, warmup=5, decay_rate=0.1) == pytest.approx(0.1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    cfg = tiny_run_config(["data.synthetic.n_train=96", "train.epochs=4"])
+    run_dir, module, data = runs.train(cfg, out=tmp_path_factory.mktemp("runs") / "r", progress=False)
+    return run_dir, module, data
+
+
+def test_loss_falls_over_a_few_dozen_steps(trained):
+    run_dir, module, _ = trained
+    losses = _epoch_losses(run_dir)
+    assert len(losses) == 4  # 4 epochs x 12 steps
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_run_directory_contents(trained):
+    run_dir, module, _ = trained
+    for name in ("config.yaml", "model.safetensors", "train_masks.csv", "checkpoints/last.safetensors"):
+        assert (run_dir / name).is_file(), name
+    state, cfg = load_weights(run_dir / "model.safetensors")
+    assert cfg["model"]["dims"] == {"video": 32, "audio": 16, "flow": 24}
+    assert not any(k.startswith("backbone.") and "lora_" not in k for k in state)
+    with open(run_dir / "train_masks.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 96 and all(r["shown"] not in ("", "vaf") for r in rows)  # strict: never complete
+    ckpt = load_training_checkpoint(run_dir / "checkpoints" / "last.safetensors")
+    assert ckpt["epoch"] == 3 and ckpt["optimizer_states"]
+
+
+def test_evaluation_files_and_schema(trained):
+    run_dir, module, data = trained
+    results, out_dir = runs.evaluate(run_dir, show=False)
+    assert out_dir == run_dir / "eval"
+    on_disk = json.loads((out_dir / "results.json").read_text())
+    assert list(on_disk["subsets"]) == ["vaf", "va", "vf", "af", "v", "a", "f"]
+    for entry in list(on_disk["subsets"].values()) + [on_disk["average"]]:
+        assert set(entry) >= {"spearman", "mse", "n"}
+    assert on_disk["subsets"]["vaf"]["n"] == 16 and on_disk["average"]["n"] == 6 * 16
+    for name in ("results.md", "results.csv", "predictions.csv", "results.png"):
+        assert (out_dir / name).stat().st_size > 0
+    with open(out_dir / "predictions.csv") as fh:
+        assert sum(1 for _ in fh) == 1 + 7 * 16
+    # a second evaluation goes to a new directory, never over the first
+    _, again = runs.evaluate(run_dir, show=False)
+    assert again == run_dir / "eval-2"
+    # the reloaded model scores exactly as the in-memory one
+    assert json.loads((again / "results.json").read_text())["subsets"] == on_disk["subsets"]
+
+
+def test_existing_run_is_not_overwritten(trained):
+    run_dir, _, _ = trained
+    with pytest.raises(runs.RunError, match="already holds a run"):
+        runs.train(tiny_run_config(), out=run_dir, progress=False)
+
+
+class _Crash(L.Callback):
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == 2:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path):
+    cfg = tiny_run_config(["train.epochs=3"])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        runs.train(cfg, out=tmp_path / "r", progress=False, callbacks=[_Crash()])
+    assert not (tmp_path / "r" / "model.safetensors").exists()
+    assert load_training_checkpoint(tmp_path / "r" / "checkpoints" / "last.safetensors")["epoch"] == 1
+    run_dir, module, _ = runs.train(None, resume=tmp_path / "r", progress=False)
+    assert (run_dir / "model.safetensors").is_file()
+    assert load_training_checkpoint(run_dir / "checkpoints" / "last.safetensors")["epoch"] == 2
+    assert len(_epoch_losses(run_dir)) == 3
