@@ -25,14 +25,14 @@ examples:
 """
 
 
-class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+Formatter = argparse.HelpFormatter  # subcommands: wrapped prose
 
 
 def _parser() -> argparse.ArgumentParser:
     from limssr.config import preset_names
 
-    p = argparse.ArgumentParser(prog="limssr", description=DESCRIPTION, epilog=EPILOG, formatter_class=Formatter)
+    p = argparse.ArgumentParser(prog="limssr", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="train and evaluate on the built-in synthetic data (default backbone)",
@@ -41,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "print and write the 7-subset table. Sized for a 2-core CPU (about 10 minutes).",
                        formatter_class=Formatter)
     d.add_argument("--out", help="run directory (default: demo-run, or demo-run-2, ... if taken)")
-    d.add_argument("--backbone", default="default", help="default | tiny | tiny-qwen | PATH to a HF causal LM")
-    d.add_argument("--epochs", type=int, help="override the preset's epoch count")
+    d.add_argument("--backbone", default="default", metavar="NAME|PATH",
+                   help="default (SmolLM2-135M-Instruct, the default) | tiny | tiny-qwen | a HF causal-LM directory")
+    d.add_argument("--epochs", type=int, metavar="N", help="override the preset's epoch count (8)")
 
     t = sub.add_parser("train", help="train a model from a preset or a YAML config",
                        description="Train LIMSSR. Start from a preset or a YAML file and override any key with "
@@ -54,9 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", metavar="NAME", help=f"built-in preset: {', '.join(preset_names())}")
     src.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     t.add_argument("--data", metavar="DIR", help="data directory in the generic layout (default: synthetic)")
-    t.add_argument("--backbone", help="default | tiny | tiny-qwen | PATH to a HF causal LM directory")
-    t.add_argument("--epochs", type=int, help="number of epochs")
-    t.add_argument("--seed", type=int, help="random seed")
+    t.add_argument("--backbone", metavar="NAME|PATH",
+                   help="default | tiny | tiny-qwen | a local Hugging Face causal-LM directory")
+    t.add_argument("--epochs", type=int, metavar="N", help="number of epochs")
+    t.add_argument("--seed", type=int, metavar="N", help="random seed")
     t.add_argument("--out", metavar="DIR", help="run directory (default: runs/NAME-TIMESTAMP); must be new")
     t.add_argument("--no-eval", action="store_true", help="skip the 7-subset evaluation after training")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")

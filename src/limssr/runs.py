@@ -150,8 +150,11 @@ def load_trained(run_dir: str | Path):
     cfg = config_from_dict(cfg_dict)
     model = build_model(cfg)
     model.load_trainable_state_dict(state, str(weights))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return cfg, model.to(device).eval()
+    return cfg, model.to(best_device()).eval()
+
+
+def best_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg: RunConfig | None = None,
@@ -169,7 +172,8 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
         raise DataError(f"the data has modalities/dims {data.dims}, the model was trained on {model.dims}")
     test = make_dataset(cfg, data, "test", train=False)
     loader = make_loader(test, cfg.eval.batch_size, shuffle=False)
-    device = next(model.parameters()).device
+    device = best_device()
+    model = model.to(device).eval()
     precision = resolve_precision(cfg.train.precision)
     t0 = time.time()
     preds = evaluate_subsets(model, test, loader, device, precision,
