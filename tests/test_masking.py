@@ -52,7 +52,7 @@ def test_no_protocol_leaks_a_hidden_modality(name, small_data, tiny_model):
     ds = AQADataset(small_data.split("train"), MODS, DIMS, 130.0, clip_num=6, train=False)
     batch = collate([ds[i] for i in range(6)], MODS, pad_to=6)
     avail = np.ones((len(ds), 3), dtype=bool)
-    proto = build_protocol(name, avail, seed=3)
+    proto = build_protocol(name, avail, seed=3, modalities=MODS, fixed_subset="vf")
     mask = proto.masks(batch.index, batch.available)
     shown = hide(batch, mask)
     for j, m in enumerate(MODS):
@@ -66,6 +66,42 @@ def test_no_protocol_leaks_a_hidden_modality(name, small_data, tiny_model):
         a = tiny_model(shown.features, shown.mask, shown.time_mask).score
         b = tiny_model(shown_p.features, shown_p.mask, shown_p.time_mask).score
     torch.testing.assert_close(a, b)
+
+
+def test_per_sample_rate_fixed_natural():
+    avail = np.ones((400, 3), dtype=bool)
+    idx, full = torch.arange(400), torch.ones(400, 3, dtype=torch.bool)
+    per_sample = build_protocol("per-sample", avail, seed=0).masks(idx, full)
+    assert per_sample.any(dim=1).all() and len({tuple(r) for r in per_sample.tolist()}) == 7
+    rate = build_protocol("rate", avail, seed=0, missing_rate=0.5).masks(idx, full)
+    assert rate.any(dim=1).all()
+    # hidden about half the time, a little less since a sample is never left empty
+    assert 0.35 < 1 - rate.float().mean() < 0.5
+    fixed = build_protocol("fixed", avail, seed=0, modalities=MODS, fixed_subset="af").masks(idx, full)
+    assert (fixed == torch.tensor([False, True, True])).all()
+    partial = torch.tensor([[True, False, True]] * 400)
+    assert torch.equal(build_protocol("natural", partial.numpy(), seed=0).masks(idx, partial), partial)
+
+
+def test_rate_never_leaves_a_sample_empty_even_at_high_rates():
+    avail = np.array([[1, 0, 0], [0, 1, 1], [1, 1, 1]] * 50, dtype=bool)
+    masks = build_protocol("rate", avail, seed=1, missing_rate=0.95).masks(torch.arange(150), torch.from_numpy(avail))
+    assert masks.any(dim=1).all() and not (masks & ~torch.from_numpy(avail)).any()
+
+
+def test_strict_complete_fraction():
+    avail = np.ones((100, 3), dtype=bool)
+    masks = build_protocol("strict", avail, seed=0, complete_fraction=0.25).masks(torch.arange(100),
+                                                                                   torch.ones(100, 3, dtype=torch.bool))
+    assert int(masks.all(dim=1).sum()) == 25 and masks.any(dim=1).all()
+
+
+def test_protocols_refuse_samples_they_would_leave_empty():
+    avail = np.array([[1, 0, 0], [0, 0, 1]], dtype=bool)
+    with pytest.raises(ValueError, match="'b' with no modality"):
+        build_protocol("fixed", avail, seed=0, names=["a", "b"], modalities=MODS, fixed_subset="va")
+    with pytest.raises(ValueError, match="'z' has no modality"):
+        build_protocol("per-batch", np.array([[0, 0, 0]], dtype=bool), seed=0, names=["z"])
 
 
 def test_hide_refuses_an_empty_mask(small_data):

@@ -50,7 +50,11 @@ def test_run_directory_contents(trained):
     assert not any(k.startswith("backbone.") and "lora_" not in k for k in state)
     with open(run_dir / "train_masks.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 96 and all(r["shown"] not in ("", "vaf") for r in rows)  # strict: never complete
+    # 19 of the 96 training samples form the validation split; strict: no training sample is complete
+    assert len(rows) == 96 - 19 and all(r["shown"] not in ("", "vaf") for r in rows)
+    selection = json.loads((run_dir / "selection.json").read_text())
+    assert selection["selection"] == "val" and selection["val_n"] == 19 and 1 <= selection["best_epoch"] <= 4
+    assert (run_dir / "checkpoints" / "best.safetensors").is_file()
     ckpt = load_training_checkpoint(run_dir / "checkpoints" / "last.safetensors")
     assert ckpt["epoch"] == 3 and ckpt["optimizer_states"]
 

@@ -36,17 +36,22 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, damaged or of the wrong kind; the message names the file."""
 
 
-def _encode(obj: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
+def _encode(obj: Any, tensors: dict[str, torch.Tensor], path: str, storages: set[int]) -> Any:
     """Nested dicts/lists of tensors and JSON scalars -> a JSON tree, tensors stored by key."""
     if isinstance(obj, torch.Tensor):
         key = f"t{len(tensors)}"
-        tensors[key] = obj.detach().cpu().contiguous()
+        tensor = obj.detach().cpu().contiguous()
+        ptr = tensor.untyped_storage().data_ptr()
+        if ptr in storages:
+            tensor = tensor.clone()  # safetensors refuses tensors that share memory
+        storages.add(ptr)
+        tensors[key] = tensor
         return {"tensor": key}
     if isinstance(obj, dict):
-        return {"dict": [[_key(k, path), _encode(v, tensors, f"{path}.{k}")] for k, v in obj.items()]}
+        return {"dict": [[_key(k, path), _encode(v, tensors, f"{path}.{k}", storages)] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
         return {"tuple" if isinstance(obj, tuple) else "list":
-                [_encode(v, tensors, f"{path}[{i}]") for i, v in enumerate(obj)]}
+                [_encode(v, tensors, f"{path}[{i}]", storages) for i, v in enumerate(obj)]}
     if isinstance(obj, np.generic):
         obj = obj.item()
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -111,7 +116,7 @@ def _read(path: str | Path, expected_format: str) -> tuple[dict[str, torch.Tenso
 
 def save_training_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
     tensors: dict[str, torch.Tensor] = {}
-    tree = _encode(checkpoint, tensors, "checkpoint")
+    tree = _encode(checkpoint, tensors, "checkpoint", set())
     atomic_save(tensors, {FORMAT_KEY: TRAINING_FORMAT, TREE_KEY: json.dumps(tree)}, path)
 
 

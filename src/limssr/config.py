@@ -27,7 +27,8 @@ class SyntheticConfig:
 
     n_train: int = 320
     n_test: int = 100
-    clips: int = 12
+    clips: int = 12  # clips per performance (the longest, when min_clips is set)
+    min_clips: int | None = None  # lengths vary uniformly in [min_clips, clips] when set
     dims: dict[str, int] = field(default_factory=lambda: {"video": 768, "audio": 768, "flow": 1024})
     score_range: float = 130.0
     seed: int = 0
@@ -35,13 +36,21 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    """Where samples come from and how they are cut to a fixed length."""
+    """Where samples come from, which score is learned, and how sequences are cut."""
 
-    source: str = "synthetic"  # "synthetic" or "generic" (a directory in the generic layout)
+    # "synthetic" (built in), "auto" (detect the layout of `path`), "generic", "fs1000", "fisv", "rg"
+    source: str = "synthetic"
     path: str | None = None
+    score_type: str | None = None  # e.g. TES, PCS (FS1000, Fis-V), Ball (RG); None: the only/first one
+    score_range: float | None = None  # divisor of the labels; None: the dataset's default for the type
+    skip_first_line: bool = False  # True: drop line 1 of every label file, as MCMoE/LIMSSR do for Fis-V
     clip_num: int = 12  # T after crop or pad
+    train_crop: str = "uniform"  # "uniform" start in [0, L-T]; "reference": [0, L-T) as the reference code
     test_crop: str = "center"  # "center" or "full" (no crop at test; batch pads to the longest)
-    score_range: float | None = None  # divisor of the labels; None: from the data
+    max_length_mismatch: int = 1  # modalities of a sample may differ by this many steps (cut to shortest)
+    video_2d: bool = False  # FS1000: accept 2-D (T, D) video files instead of (T, N, D), with a warning
+    val_fraction: float = 0.2  # validation split carved from train (train.selection = val)
+    val_seed: int = 0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -95,6 +104,12 @@ class TrainConfig:
     grad_clip: float = 1.0
     precision: str = "fp32"  # "fp32", "bf16" (autocast) or "auto" (bf16 where the CPU/GPU has it)
     missing: str = "strict"  # training-time missingness protocol, see limssr.masking
+    missing_rate: float = 0.5  # `rate` protocol: probability that each modality is hidden
+    complete_fraction: float = 0.0  # `strict` protocol: fraction of training samples left complete
+    fixed_subset: str | None = None  # `fixed` protocol: the subset shown, by initials (e.g. "vf")
+    # model selection: "val" (best epoch on the validation split), "last" (fixed epoch count), or
+    # "paper" (best epoch on the TEST set, as the published code does; labelled in every output)
+    selection: str = "val"
     num_workers: int = 0
     accelerator: str = "auto"
     devices: int = 1
@@ -282,8 +297,10 @@ def load_config(path: str | Path | None = None, preset: str | None = None,
 
 
 CHOICES = {
-    "data.source": ("synthetic", "generic"),
+    "data.source": ("synthetic", "auto", "generic", "fs1000", "fisv", "rg"),
     "data.test_crop": ("center", "full"),
+    "data.train_crop": ("uniform", "reference"),
+    "train.selection": ("val", "last", "paper"),
     "model.final_mix": ("linear", "sigmoid"),
     "train.precision": ("fp32", "bf16", "auto"),
 }
@@ -323,8 +340,26 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'train.lr' must be positive, got {cfg.train.lr}")
     if cfg.train.warmup < 0:
         raise ConfigError(f"config key 'train.warmup' must be at least 0, got {cfg.train.warmup}")
-    if cfg.data.source == "generic" and not cfg.data.path:
-        raise ConfigError("config key 'data.path' is required when data.source is 'generic' (use --data DIR)")
+    if cfg.data.source != "synthetic" and not cfg.data.path:
+        raise ConfigError(f"config key 'data.path' is required when data.source is '{cfg.data.source}' "
+                          "(use --data DIR)")
+    if not 0 <= cfg.data.val_fraction < 1:
+        raise ConfigError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
+    if cfg.train.selection == "val" and cfg.data.val_fraction == 0:
+        raise ConfigError("train.selection 'val' needs data.val_fraction > 0 (or use train.selection=last)")
+    if not 0 < cfg.train.missing_rate < 1:
+        raise ConfigError(f"config key 'train.missing_rate' must be in (0, 1), got {cfg.train.missing_rate}")
+    if not 0 <= cfg.train.complete_fraction <= 1:
+        raise ConfigError(f"config key 'train.complete_fraction' must be in [0, 1], got {cfg.train.complete_fraction}")
+    if cfg.train.missing == "fixed":
+        from limssr.subsets import parse_subset
+
+        if not cfg.train.fixed_subset:
+            raise ConfigError("train.missing 'fixed' needs train.fixed_subset (e.g. train.fixed_subset=vf)")
+        try:
+            parse_subset(cfg.train.fixed_subset, mods)
+        except ValueError as err:
+            raise ConfigError(f"config key 'train.fixed_subset': {err}") from None
     for m, d in cfg.model.dims.items():
         if m not in mods:
             raise ConfigError(f"config key 'model.dims.{m}' names a modality not in model.modalities {mods}")

@@ -1,14 +1,23 @@
 """Training-time missingness: which modalities each training sample shows the model.
 
+Every protocol's mask is intersected with what the data has (natural missingness) and is never
+empty. Hidden modalities are zeroed in the data layer and never reach the model.
+
 Protocols
 ---------
-strict     (default) every training sample gets one fixed incomplete subset, drawn once (seeded)
-           from the subsets of its available modalities that are not complete; no sample is ever
-           seen complete and a sample's hidden modality never reaches the model. The paper's setting.
-per-batch  one of the non-empty subsets, uniformly, for the whole batch, redrawn every batch; the
-           complete set is in the pool (about 1/7 of batches with three modalities). The reference
-           code's behaviour.
-complete   every available modality, always (training on complete data, for baselines).
+strict      (default) every training sample gets one fixed incomplete subset, drawn once (seeded)
+            from the incomplete subsets of its available modalities: no sample is ever seen complete.
+            The paper's setting. With `complete_fraction` > 0 that fraction of samples (chosen once)
+            stays complete instead.
+per-batch   one non-empty subset, uniformly, for the whole batch, redrawn every batch; the complete
+            set is in the pool (1/7 of batches with three modalities). The reference code's behaviour.
+per-sample  an independent uniform non-empty subset for every sample at every step.
+rate        each modality hidden independently with probability `missing_rate`, at every step;
+            if that hides everything a sample has, one of its modalities (uniformly) is kept.
+fixed       one subset (`fixed_subset`, e.g. "vf") for every sample throughout.
+natural     exactly what the data has (natural missingness only).
+complete    every modality the data has (an alias of `natural`, named for baselines trained on
+            complete data).
 """
 
 from __future__ import annotations
@@ -16,51 +25,113 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from limssr.subsets import all_subsets, incomplete_subsets
+from limssr.subsets import all_subsets, incomplete_subsets, parse_subset
 
-PROTOCOLS = ("strict", "per-batch", "complete")
+PROTOCOLS = ("strict", "per-batch", "per-sample", "rate", "fixed", "natural", "complete")
 
 
 class MaskingProtocol:
     """Chooses the (B, M) boolean mask of modalities shown for a batch of training samples."""
 
     name = "base"
+    fixed_per_sample = False  # True: a sample's mask never changes (recorded once per run)
 
     def masks(self, index: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        return {}
 
-class Complete(MaskingProtocol):
-    name = "complete"
-
-    def masks(self, index, available):
-        return available.clone()
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
-class PerBatch(MaskingProtocol):
-    name = "per-batch"
+class _Random(MaskingProtocol):
+    """A protocol that draws at every step from its own seeded generator (saved for resume)."""
 
-    def __init__(self, num_modalities: int, seed: int):
-        self.pool = torch.tensor(all_subsets(num_modalities), dtype=torch.bool)
+    def __init__(self, seed: int):
         self.generator = torch.Generator().manual_seed(seed)
-
-    def masks(self, index, available):
-        choice = int(torch.randint(len(self.pool), (), generator=self.generator))
-        return self.pool[choice].expand(len(index), -1) & available
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        if "generator" in state:
+            self.generator.set_state(state["generator"])
+
+
+class Natural(MaskingProtocol):
+    name = "natural"
+    fixed_per_sample = True
+
+    def masks(self, index, available):
+        return available.clone()
+
+
+class Complete(Natural):
+    name = "complete"
+
+
+class Fixed(MaskingProtocol):
+    name = "fixed"
+    fixed_per_sample = True
+
+    def __init__(self, subset: tuple[bool, ...]):
+        self.subset = torch.tensor(subset, dtype=torch.bool)
+
+    def masks(self, index, available):
+        return self.subset.expand(len(index), -1) & available
+
+
+class PerBatch(_Random):
+    name = "per-batch"
+
+    def __init__(self, num_modalities: int, seed: int):
+        super().__init__(seed)
+        self.pool = torch.tensor(all_subsets(num_modalities), dtype=torch.bool)
+
+    def masks(self, index, available):
+        choice = int(torch.randint(len(self.pool), (), generator=self.generator))
+        return self.pool[choice].expand(len(index), -1) & available
+
+
+class PerSample(_Random):
+    name = "per-sample"
+
+    def __init__(self, num_modalities: int, seed: int):
+        super().__init__(seed)
+        self.pool = torch.tensor(all_subsets(num_modalities), dtype=torch.bool)
+
+    def masks(self, index, available):
+        choice = torch.randint(len(self.pool), (len(index),), generator=self.generator)
+        return self.pool[choice] & available
+
+
+class Rate(_Random):
+    name = "rate"
+
+    def __init__(self, rate: float, seed: int):
+        super().__init__(seed)
+        self.rate = rate
+
+    def masks(self, index, available):
+        keep = (torch.rand(available.shape, generator=self.generator) >= self.rate) & available
+        empty = ~keep.any(dim=1)
+        if empty.any():  # keep one available modality, uniformly, for samples left with none
+            scores = torch.rand(available.shape, generator=self.generator).masked_fill(~available, -1.0)
+            rescue = torch.zeros_like(keep).scatter(1, scores.argmax(dim=1, keepdim=True), True)
+            keep = torch.where(empty[:, None], rescue & available, keep)
+        return keep
 
 
 class Strict(MaskingProtocol):
     """Fixed per-sample incomplete masks; `available` is the (N, M) availability of the data."""
 
     name = "strict"
+    fixed_per_sample = True
 
-    def __init__(self, available: np.ndarray, seed: int, names: list[str] | None = None):
+    def __init__(self, available: np.ndarray, seed: int, names: list[str] | None = None,
+                 complete_fraction: float = 0.0):
         available = np.asarray(available, dtype=bool)
         n, m = available.shape
         if m < 2:
@@ -68,27 +139,51 @@ class Strict(MaskingProtocol):
                              "(with one, every non-empty subset is complete)")
         pool = np.array(incomplete_subsets(m), dtype=bool)
         rng = np.random.default_rng(seed)
+        complete = np.zeros(n, dtype=bool)
+        complete[rng.permutation(n)[: int(round(complete_fraction * n))]] = True
         table = np.zeros((n, m), dtype=bool)
         for i in range(n):
-            allowed = pool[(pool & ~available[i]).sum(axis=1) == 0]
-            if len(allowed) == 0:
+            if not available[i].any():
                 who = names[i] if names else f"#{i}"
                 raise ValueError(f"training sample '{who}' has no modality at all; "
-                                 "the 'strict' protocol cannot give it a non-empty mask")
-            table[i] = allowed[rng.integers(len(allowed))]
+                                 "no protocol can give it a non-empty mask")
+            allowed = pool[(pool & ~available[i]).sum(axis=1) == 0]
+            pick = allowed[rng.integers(len(allowed))]
+            table[i] = available[i] if complete[i] else pick
         self.table = torch.from_numpy(table)
 
     def masks(self, index, available):
         return self.table[index] & available
 
 
-def build_protocol(name: str, available: np.ndarray, seed: int,
-                   names: list[str] | None = None) -> MaskingProtocol:
-    """The protocol `name` for training data whose modality availability is `available` (N, M)."""
+def build_protocol(name: str, available: np.ndarray, seed: int, names: list[str] | None = None,
+                   modalities: list[str] | None = None, missing_rate: float = 0.5,
+                   complete_fraction: float = 0.0, fixed_subset: str | None = None) -> MaskingProtocol:
+    """The protocol `name` for training data whose modality availability is `available` (N, M).
+
+    Refuses a setting that would leave a training sample with no modality at all."""
+    available = np.asarray(available, dtype=bool)
+    num = available.shape[1]
     if name == "strict":
-        return Strict(available, seed, names)
+        return Strict(available, seed, names, complete_fraction)
+    empty = np.flatnonzero(~available.any(axis=1))
+    if len(empty):
+        who = names[empty[0]] if names else f"#{empty[0]}"
+        raise ValueError(f"training sample '{who}' has no modality at all")
     if name == "per-batch":
-        return PerBatch(available.shape[1], seed)
-    if name == "complete":
-        return Complete()
+        return PerBatch(num, seed)
+    if name == "per-sample":
+        return PerSample(num, seed)
+    if name == "rate":
+        return Rate(missing_rate, seed)
+    if name in ("natural", "complete"):
+        return Complete() if name == "complete" else Natural()
+    if name == "fixed":
+        subset = parse_subset(fixed_subset or "", modalities or [f"m{i}" for i in range(num)])
+        left_empty = np.flatnonzero(~(available & np.array(subset)).any(axis=1))
+        if len(left_empty):
+            who = names[left_empty[0]] if names else f"#{left_empty[0]}"
+            raise ValueError(f"the 'fixed' protocol with subset '{fixed_subset}' leaves training sample "
+                             f"'{who}' with no modality (none of {fixed_subset!r} is in its data)")
+        return Fixed(subset)
     raise ValueError(f"unknown missingness protocol '{name}'; choose one of {', '.join(PROTOCOLS)}")

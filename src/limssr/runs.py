@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 import warnings
 from dataclasses import replace
@@ -23,7 +24,7 @@ import lightning as L
 import torch
 import yaml
 
-from limssr.checkpoint import CheckpointError, load_weights, save_weights
+from limssr.checkpoint import CheckpointError, load_training_checkpoint, load_weights, save_weights
 from limssr.config import RunConfig, config_from_dict
 from limssr.data import DataError, SampleSet, load_data
 from limssr.data.dataset import AQADataset
@@ -31,11 +32,12 @@ from limssr.data.samples import check_sample
 from limssr.evaluation import evaluate_subsets, predict, summarise
 from limssr.report import atomic_write_text, print_table, write_results
 from limssr.subsets import subset_name
-from limssr.training import (LAST_CHECKPOINT, LimssrDataModule, LimssrModule, build_model, make_dataset,
-                             make_loader, make_trainer, resolve_precision)
+from limssr.training import (BEST_CHECKPOINT, LAST_CHECKPOINT, LimssrDataModule, LimssrModule, build_model,
+                             make_dataset, make_loader, make_trainer, resolve_precision, selection_label)
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
+SELECTION_FILE = "selection.json"
 
 
 class RunError(RuntimeError):
@@ -94,7 +96,8 @@ def read_run_config(run_dir: Path) -> RunConfig:
 
 
 def _write_masks(run_dir: Path, dm: LimssrDataModule, modalities: list[str]) -> None:
-    rows = dm.training_masks()
+    """Fixed per-sample training masks, once; protocols drawn every step append as they go."""
+    rows = dm.fixed_masks()
     if rows is None:
         return
     buf = io.StringIO()
@@ -131,6 +134,14 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     if trainer.interrupted:
         raise KeyboardInterrupt
+    selection = {"selection": cfg.train.selection, "label": selection_label(cfg), "epochs": cfg.train.epochs}
+    if cfg.train.selection != "last":
+        best = load_training_checkpoint(run_dir / "checkpoints" / BEST_CHECKPOINT)
+        module.model.load_trainable_state_dict({k[len("model."):]: v for k, v in best["state_dict"].items()},
+                                               "best checkpoint")
+        selection.update({"best_epoch": int(best["epoch"]) + 1, "val_n": len(dm.val_set),
+                          "val_spearman": float(trainer.checkpoint_callbacks[-1].best_model_score)})
+    atomic_write_text(run_dir / SELECTION_FILE, json.dumps(selection, indent=2) + "\n")
     save_weights(module.model.trainable_state_dict(), cfg.to_dict(), run_dir / WEIGHTS_FILE)
     return run_dir, module, data
 
@@ -170,7 +181,7 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
         data = load_data(cfg)
     if data.modalities != model.modalities or data.dims != model.dims:
         raise DataError(f"the data has modalities/dims {data.dims}, the model was trained on {model.dims}")
-    test = make_dataset(cfg, data, "test", train=False)
+    test = make_dataset(cfg, data, data.split("test"), train=False)
     loader = make_loader(test, cfg.eval.batch_size, shuffle=False)
     device = best_device()
     model = model.to(device).eval()
@@ -186,8 +197,9 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
         "modalities": model.modalities,
         "score_range": data.score_range,
         "noise_ceiling": data.info.get("noise_ceiling"),
-        "protocol": {"training_missingness": cfg.train.missing, "selection": f"last epoch ({cfg.train.epochs})",
+        "protocol": {"training_missingness": cfg.train.missing, "selection": _selection(run_dir, cfg),
                      "test_crop": cfg.data.test_crop, "clip_num": cfg.data.clip_num},
+        "score_type": data.info.get("score_type"),
         "backbone": cfg.model.backbone,
         "seed": cfg.seed,
         "eval_seconds": round(time.time() - t0, 1),
@@ -198,6 +210,16 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
         print_table(results)
         print(f"results written to {out_dir}/ (results.json, results.md, results.csv, predictions.csv, results.png)")
     return results, out_dir
+
+
+def _selection(run_dir: Path, cfg: RunConfig) -> str:
+    path = run_dir / SELECTION_FILE
+    if not path.is_file():
+        return selection_label(cfg)
+    info = json.loads(path.read_text())
+    if "best_epoch" in info:
+        return f"{info['label']}: epoch {info['best_epoch']} of {info['epochs']}"
+    return info["label"]
 
 
 def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | None = None, show: bool = True) -> Path:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import warnings
 from functools import partial
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
@@ -22,14 +24,17 @@ from limssr.losses import limssr_loss
 from limssr.masking import build_protocol
 from limssr.model import LIMSSR
 from limssr.sequence import prompt_text
-from limssr.subsets import all_subsets
+from limssr.metrics import mse, spearman
+from limssr.subsets import all_subsets, subset_name
 
 LAST_CHECKPOINT = "last.safetensors"
+BEST_CHECKPOINT = "best.safetensors"
 
 
-def make_dataset(cfg: RunConfig, data: SampleSet, split: str, train: bool) -> AQADataset:
-    return AQADataset(data.split(split), data.modalities, data.dims, data.score_range, cfg.data.clip_num,
-                      train=train, test_crop=cfg.data.test_crop)
+def make_dataset(cfg: RunConfig, data: SampleSet, samples: list, train: bool) -> AQADataset:
+    """A dataset over `samples` of `data`, cut as the config says (random crop when `train`)."""
+    return AQADataset(samples, data.modalities, data.dims, data.score_range, cfg.data.clip_num,
+                      train=train, test_crop=cfg.data.test_crop, train_crop=cfg.data.train_crop)
 
 
 def make_loader(dataset: AQADataset, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:
@@ -39,47 +44,132 @@ def make_loader(dataset: AQADataset, batch_size: int, shuffle: bool, num_workers
                       persistent_workers=num_workers > 0)
 
 
+def carve_validation(samples: list, fraction: float, seed: int) -> tuple[list, list]:
+    """Split training samples into (train, validation) with a fixed seed."""
+    order = np.random.default_rng(seed).permutation(len(samples))
+    n_val = int(round(fraction * len(samples)))
+    if n_val < 1 or n_val >= len(samples):
+        raise ValueError(f"data.val_fraction={fraction} leaves {n_val} of {len(samples)} training samples "
+                         "for validation; choose a fraction that leaves both parts non-empty")
+    val = set(order[:n_val].tolist())
+    return [s for i, s in enumerate(samples) if i not in val], [s for i, s in enumerate(samples) if i in val]
+
+
+def balanced_masks(available: np.ndarray, seed: int) -> np.ndarray:
+    """Validation masks: the non-empty subsets in turn (shuffled), so that model selection weighs
+    every subset alike; each mask is cut to what the sample has (all it has, if that leaves none)."""
+    pool = np.array(all_subsets(available.shape[1]), dtype=bool)
+    order = np.random.default_rng(seed).permutation(len(available))
+    masks = np.zeros_like(available)
+    for rank, i in enumerate(order):
+        masks[i] = pool[rank % len(pool)] & available[i]
+        if not masks[i].any():
+            masks[i] = available[i]
+    return masks
+
+
+def selection_label(cfg: RunConfig) -> str:
+    t = cfg.train
+    if t.selection == "last":
+        return f"fixed epoch count (last of {t.epochs})"
+    if t.selection == "val":
+        return (f"best epoch on a validation split ({cfg.data.val_fraction:.0%} of train, seed "
+                f"{cfg.data.val_seed}, all subsets in turn)")
+    return "PAPER PROTOCOL: best epoch chosen on the TEST set (complete modalities), as the published code"
+
+
 class LimssrDataModule(L.LightningDataModule):
-    """Training data plus the training-time missingness protocol.
+    """Training (and validation) data plus the training-time missingness protocol.
 
     The protocol is applied here, to each training batch before it moves to the device, so a hidden
-    modality's values are zeroed in the data layer and never reach the model.
+    modality's values are zeroed in the data layer and never reach the model. The validation split
+    (train.selection=val) is carved from the training set with a fixed seed; under the `paper`
+    protocol the test set, with every modality, plays that role, as in the published code.
     """
 
     def __init__(self, cfg: RunConfig, data: SampleSet):
         super().__init__()
         self.cfg = cfg
-        self.train_set = make_dataset(cfg, data, "train", train=True)
-        available = torch.tensor([[m in s.features for m in data.modalities] for s in self.train_set.samples])
-        self.protocol = build_protocol(cfg.train.missing, available.numpy(), cfg.seed,
-                                       [s.name for s in self.train_set.samples])
+        train, val = data.split("train"), None
+        if cfg.train.selection == "val":
+            train, val = carve_validation(train, cfg.data.val_fraction, cfg.data.val_seed)
+        elif cfg.train.selection == "paper":
+            val = data.split("test")
+        self.train_set = make_dataset(cfg, data, train, True)
+        self.val_set = make_dataset(cfg, data, val, False) if val is not None else None
+        mods = data.modalities
+        available = np.array([[m in s.features for m in mods] for s in train], dtype=bool)
+        t = cfg.train
+        self.protocol = build_protocol(t.missing, available, cfg.seed, [s.name for s in train], mods,
+                                       t.missing_rate, t.complete_fraction, t.fixed_subset)
+        if val is not None:
+            val_avail = np.array([[m in s.features for m in mods] for s in val], dtype=bool)
+            masks = val_avail if t.selection == "paper" else balanced_masks(val_avail, cfg.data.val_seed)
+            self.val_masks = torch.from_numpy(masks)
+        self.mask_log: list[list] = []
 
     def train_dataloader(self) -> DataLoader:
         return make_loader(self.train_set, self.cfg.train.batch_size, shuffle=True,
                            num_workers=self.cfg.train.num_workers)
 
+    def val_dataloader(self):
+        if self.val_set is None:
+            return []
+        return make_loader(self.val_set, self.cfg.eval.batch_size, shuffle=False)
+
     def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        if self.trainer is not None and self.trainer.training:
-            return hide(batch, self.protocol.masks(batch.index, batch.available))
+        if self.trainer is None:
+            return batch
+        if self.trainer.training:
+            mask = self.protocol.masks(batch.index, batch.available)
+            if not self.protocol.fixed_per_sample:
+                epoch, step = self.trainer.current_epoch, self.trainer.global_step
+                mods = self.train_set.modalities
+                self.mask_log += [[epoch, step, n, subset_name(m.tolist(), mods)] for n, m in zip(batch.names, mask)]
+            return hide(batch, mask)
+        if self.val_set is not None and (self.trainer.validating or self.trainer.sanity_checking):
+            return hide(batch, self.val_masks[batch.index])
         return batch
 
     def transfer_batch_to_device(self, batch: Batch, device, dataloader_idx: int) -> Batch:
         return batch.to(device)
 
-    def training_masks(self) -> list[tuple[str, list[bool]]] | None:
-        """The fixed per-sample masks of the strict protocol (None for protocols drawn per batch)."""
-        table = getattr(self.protocol, "table", None)
-        if table is None:
+    def fixed_masks(self) -> list[tuple[str, list[bool]]] | None:
+        """Per-sample masks of protocols that never change them (None for those drawn every step)."""
+        if not self.protocol.fixed_per_sample:
             return None
-        return [(s.name, row.tolist()) for s, row in zip(self.train_set.samples, table)]
+        idx = torch.arange(len(self.train_set))
+        available = torch.tensor([[m in s.features for m in self.train_set.modalities] for s in self.train_set.samples])
+        masks = self.protocol.masks(idx, available)
+        return [(s.name, row.tolist()) for s, row in zip(self.train_set.samples, masks)]
+
+    def take_mask_log(self) -> list[list]:
+        rows, self.mask_log = self.mask_log, []
+        return rows
 
     def state_dict(self) -> dict:
-        state = getattr(self.protocol, "state_dict", None)
-        return {"protocol": state()} if state else {}
+        return {"protocol": self.protocol.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        if "protocol" in state:
-            self.protocol.load_state_dict(state["protocol"])
+        self.protocol.load_state_dict(state.get("protocol", {}))
+
+
+class MaskLogWriter(L.Callback):
+    """Appends the masks drawn during an epoch (protocols drawn per step) to train_masks.csv."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        rows = trainer.datamodule.take_mask_log()
+        if not rows:
+            return
+        new = not self.path.is_file()
+        with open(self.path, "a", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            if new:
+                writer.writerow(["epoch", "step", "name", "shown"])
+            writer.writerows(rows)
 
 
 def build_model(cfg: RunConfig, backbone: Backbone | None = None) -> LIMSSR:
@@ -123,6 +213,21 @@ class LimssrModule(L.LightningModule):
         for name in ("mse", "triplet", "consistency"):
             self.log(f"train/{name}", losses[name], on_step=False, on_epoch=True, batch_size=len(batch))
         return losses["loss"]
+
+    def on_validation_epoch_start(self) -> None:
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._val.append((self(batch).score.float().cpu(), batch.label.cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        pred = torch.cat([p for p, _ in self._val]).numpy()
+        label = torch.cat([y for _, y in self._val]).numpy()
+        rng = float(self.cfg.data.score_range or 1.0)
+        self.log("val/spearman", spearman(pred, label), prog_bar=True)
+        self.log("val/mse", mse(pred * rng, label * rng), prog_bar=True)
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -188,11 +293,15 @@ def csv_logger(run_dir: Path) -> CSVLogger:
 def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True,
                  extra_callbacks: list | None = None) -> L.Trainer:
     t = cfg.train
-    # one file, replaced (atomically) at the end of every epoch
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    # last: one file, replaced (atomically) at the end of every epoch; best: by validation Spearman
     callbacks = [LastCheckpoint(dirpath=run_dir / "checkpoints", filename=LAST_CHECKPOINT.split(".")[0],
                                 monitor=None, save_top_k=1, every_n_epochs=1, enable_version_counter=False),
-                 *(extra_callbacks or [])]
+                 MaskLogWriter(run_dir / "train_masks.csv"), *(extra_callbacks or [])]
+    if t.selection != "last":
+        callbacks.append(LastCheckpoint(dirpath=run_dir / "checkpoints", filename=BEST_CHECKPOINT.split(".")[0],
+                                        monitor="val/spearman", mode="max", save_top_k=1,
+                                        enable_version_counter=False))
     if enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     return L.Trainer(

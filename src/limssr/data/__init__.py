@@ -7,15 +7,16 @@ from limssr.data.samples import DataError, Sample, SampleSet
 
 
 def load_data(cfg: RunConfig) -> SampleSet:
-    """The dataset a run config names: the built-in synthetic generator or a generic directory."""
+    """The dataset a run config names: the built-in synthetic generator or a directory in one of the
+    released layouts (FS1000, Fis-V, RG) or the generic one."""
     if cfg.data.source == "synthetic":
         from limssr.data.synthetic import generate
 
         data = generate(cfg.data.synthetic, cfg.model.modalities)
     else:
-        from limssr.data.generic import read_generic
+        from limssr.data.released import read_dataset
 
-        data = read_generic(cfg.data.path)
+        data = read_dataset(cfg.data)
     if cfg.data.score_range is not None:
         data.score_range = float(cfg.data.score_range)
     return data

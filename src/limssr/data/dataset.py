@@ -41,7 +41,8 @@ class AQADataset(Dataset):
     one is first trimmed at the end, so lengths that differ by a step never break collation."""
 
     def __init__(self, samples: list[Sample], modalities: list[str], dims: dict[str, int],
-                 score_range: float, clip_num: int, train: bool, test_crop: str = "center"):
+                 score_range: float, clip_num: int, train: bool, test_crop: str = "center",
+                 train_crop: str = "uniform"):
         self.samples = samples
         self.modalities = modalities
         self.dims = dims
@@ -49,6 +50,7 @@ class AQADataset(Dataset):
         self.clip_num = clip_num
         self.train = train
         self.test_crop = test_crop
+        self.train_crop = train_crop
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -57,8 +59,10 @@ class AQADataset(Dataset):
         if length <= self.clip_num:
             return 0
         if self.train:
-            # every start in [0, length - clip_num] (the reference never draws the last one)
-            return int(torch.randint(0, length - self.clip_num + 1, ()).item())
+            # "uniform": every start in [0, length - clip_num]; "reference": the last start is never
+            # drawn, as in the reference code's randint(0, L - clip_num)
+            last = length - self.clip_num + (0 if self.train_crop == "reference" else 1)
+            return int(torch.randint(0, last, ()).item())
         return (length - self.clip_num) // 2
 
     def __getitem__(self, i: int) -> dict:

@@ -3,7 +3,9 @@
     DIR/
       limssr-data.yaml          modalities: [video, audio, flow]   (names, in mask order)
                                 score_range: 130                    (labels are divided by it)
-      train.csv, test.csv       header `name,score`, one row per sample
+                                or, for several score columns,
+                                score_ranges: {TES: 45, PCS: 40}
+      train.csv, test.csv       header `name,score` (or `name,TES,PCS`), one row per sample
       features/<modality>/<name>.npy
                                 float (T, D) array; a missing file means that modality is
                                 missing for that sample (natural missingness)
@@ -53,40 +55,49 @@ def read_manifest(root: Path) -> dict:
     mods = manifest.get("modalities")
     if not isinstance(mods, list) or not mods or not all(isinstance(m, str) and m for m in mods):
         raise DataError(f"{path}: key 'modalities' must be a non-empty list of names")
-    rng = manifest.get("score_range")
-    if not isinstance(rng, (int, float)) or isinstance(rng, bool) or rng <= 0:
-        raise DataError(f"{path}: key 'score_range' must be a positive number, got {rng!r}")
+    ranges = manifest.get("score_ranges", {"score": manifest.get("score_range")})
+    if not isinstance(ranges, dict) or not ranges:
+        raise DataError(f"{path}: key 'score_ranges' must map score columns to their divisors")
+    for column, rng in ranges.items():
+        if not isinstance(rng, (int, float)) or isinstance(rng, bool) or rng <= 0:
+            key = "score_range" if "score_ranges" not in manifest else f"score_ranges.{column}"
+            raise DataError(f"{path}: key '{key}' must be a positive number, got {rng!r}")
+    manifest["score_ranges"] = {str(k): float(v) for k, v in ranges.items()}
     return manifest
 
 
-def read_labels(path: Path) -> list[tuple[str, float]]:
-    """`name,score` rows; refuses missing fields, non-numeric or negative scores and duplicates."""
+def read_labels(path: Path) -> list[tuple[str, dict[str, float]]]:
+    """`name,<score columns>` rows; refuses missing fields, non-numeric or negative scores, duplicates."""
     if not path.is_file():
         raise DataError(f"label file '{path}' does not exist")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err})") from None
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8") from None
     rows = list(csv.reader(text.splitlines()))
-    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["name", "score"]:
-        raise DataError(f"{path}: the first line must be the header 'name,score'")
-    out, seen = [], set()
+    if not rows or len(rows[0]) < 2 or rows[0][0].strip().lower() != "name":
+        raise DataError(f"{path}: the first line must be a header 'name,score' (or 'name,<score columns>')")
+    columns = [c.strip() for c in rows[0][1:]]
+    out, seen = [], {}
     for lineno, row in enumerate(rows[1:], start=2):
         if not row or not "".join(row).strip():
             continue
-        if len(row) < 2:
-            raise DataError(f"{path}:{lineno}: expected 'name,score', got {','.join(row)!r}")
-        name, raw = row[0].strip(), row[1].strip()
-        try:
-            score = float(raw)
-        except ValueError:
-            raise DataError(f"{path}:{lineno}: score {raw!r} of '{name}' is not a number") from None
-        if not math.isfinite(score) or score < 0:
-            raise DataError(f"{path}:{lineno}: score {raw!r} of '{name}' must be finite and non-negative")
+        if len(row) < len(columns) + 1:
+            raise DataError(f"{path}:{lineno}: expected {len(columns) + 1} fields (name,{','.join(columns)}), "
+                            f"got {','.join(row)!r}")
+        name = row[0].strip()
+        values = {}
+        for column, raw in zip(columns, row[1:]):
+            try:
+                values[column] = float(raw)
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: {column} {raw.strip()!r} of '{name}' is not a number") from None
+            if not math.isfinite(values[column]) or values[column] < 0:
+                raise DataError(f"{path}:{lineno}: {column} {raw.strip()!r} of '{name}' must be finite and non-negative")
         if name in seen:
-            raise DataError(f"{path}:{lineno}: duplicate name '{name}'")
-        seen.add(name)
-        out.append((name, score))
+            raise DataError(f"{path}:{lineno}: duplicate name '{name}' (first on line {seen[name]})")
+        seen[name] = lineno
+        out.append((name, values))
     if not out:
         raise DataError(f"{path}: no samples (empty split)")
     return out
@@ -117,27 +128,36 @@ def _infer_dims(samples: list[Sample], modalities: list[str], root: Path) -> dic
     return dims
 
 
-def read_generic(root: str | Path, splits: tuple[str, ...] = ("train", "test")) -> SampleSet:
-    """Read a generic-layout directory (see the module docstring)."""
+def read_generic(root: str | Path, splits: tuple[str, ...] = ("train", "test"), score_type: str | None = None,
+                 max_length_mismatch: int = 1) -> SampleSet:
+    """Read a generic-layout directory (see the module docstring); `score_type` picks the label
+    column (default: the first one)."""
     root = Path(root)
     manifest = read_manifest(root)
     modalities = list(manifest["modalities"])
+    ranges = manifest["score_ranges"]
+    column = score_type or next(iter(ranges))
+    if column not in ranges:
+        raise DataError(f"{root / MANIFEST}: no score column '{column}' (data.score_type); "
+                        f"columns: {', '.join(ranges)}")
     out: dict[str, list[Sample]] = {}
     for split in splits:
         samples = []
-        for name, score in read_labels(root / f"{split}.csv"):
+        for name, values in read_labels(root / f"{split}.csv"):
+            if column not in values:
+                raise DataError(f"{root / (split + '.csv')}: no column '{column}'")
             feats = _read_features(root, name, modalities)
             if not feats:
                 raise DataError(f"{root / (split + '.csv')}: sample '{name}' has no feature file under "
                                 f"{root / 'features'}/<modality>/{name}.npy")
-            samples.append(Sample(name=name, features=feats, score=score))
+            samples.append(Sample(name=name, features=feats, score=values[column], labels=values))
         out[split] = samples
     dims = _infer_dims([s for ss in out.values() for s in ss], modalities, root)
     for split, samples in out.items():
         for s in samples:
-            check_sample(s, modalities, dims, f"{root}/{split}")
-    return SampleSet(modalities=modalities, dims=dims, score_range=float(manifest["score_range"]),
-                     splits=out, info={"source": "generic", "path": str(root)})
+            check_sample(s, modalities, dims, f"{root}/{split}", max_length_mismatch)
+    return SampleSet(modalities=modalities, dims=dims, score_range=ranges[column], splits=out,
+                     info={"source": "generic", "path": str(root), "score_type": column})
 
 
 def write_generic(data: SampleSet, root: str | Path) -> Path:

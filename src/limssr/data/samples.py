@@ -20,8 +20,9 @@ class Sample:
 
     name: str
     features: dict[str, np.ndarray]  # modality -> float32 (T, D)
-    score: float | None = None  # raw judge score (not divided by the score range)
+    score: float | None = None  # raw judge score of the chosen score type (not divided by the range)
     meta: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, float] = field(default_factory=dict)  # every score the label file gives
 
 
 @dataclass
@@ -40,8 +41,10 @@ class SampleSet:
         return self.splits[name]
 
 
-def check_sample(sample: Sample, modalities: list[str], dims: dict[str, int], where: str) -> None:
-    """Refuse a sample whose arrays cannot enter the model; `where` names its source."""
+def check_sample(sample: Sample, modalities: list[str], dims: dict[str, int], where: str,
+                 max_length_mismatch: int = 1) -> None:
+    """Refuse a sample whose arrays cannot enter the model; `where` names its source. Modalities of
+    one sample may differ in length by `max_length_mismatch` steps (they are cut to the shortest)."""
     if not sample.features:
         raise DataError(f"{where}: sample '{sample.name}' has no modality at all")
     for m, arr in sample.features.items():
@@ -58,3 +61,7 @@ def check_sample(sample: Sample, modalities: list[str], dims: dict[str, int], wh
                             f"expected {dims[m]}")
         if not np.isfinite(arr).all():
             raise DataError(f"{where}: sample '{sample.name}' modality '{m}' holds NaN or Inf values")
+    lengths = {m: arr.shape[0] for m, arr in sample.features.items()}
+    if max(lengths.values()) - min(lengths.values()) > max_length_mismatch:
+        raise DataError(f"{where}: sample '{sample.name}' has modalities of lengths {lengths}, which differ by "
+                        f"more than {max_length_mismatch} step(s) (data.max_length_mismatch)")

@@ -76,13 +76,28 @@ def _raw_score(traj: np.ndarray) -> np.ndarray:
     return technical + 0.6 * artistry + 0.3 * e.mean(axis=1) + consistency
 
 
-def _calibration(clips: int) -> tuple[float, float]:
-    """Mean and std of the raw score over a large fixed population, so that every split and every
+def _raw_artistic(traj: np.ndarray) -> np.ndarray:
+    """A second, artistry-led judge score (a PCS to the main score's TES)."""
+    e, a = traj[..., 1], traj[..., 2]
+    return np.tanh(0.9 * a.mean(axis=1)) + 0.4 * e.mean(axis=1) - 0.2 * e.std(axis=1)
+
+
+def _calibration(clips: int) -> dict[str, tuple[float, float]]:
+    """Mean and std of each raw score over a large fixed population, so that every split and every
     seed share one label scale."""
     rng = np.random.default_rng(_CALIBRATION_SEED)
     _, traj = _latents(_CALIBRATION_SIZE, clips, rng)
-    raw = _raw_score(traj)
-    return float(raw.mean()), float(raw.std())
+    return {k: (float(f(traj).mean()), float(f(traj).std()))
+            for k, f in (("score", _raw_score), ("artistic", _raw_artistic))}
+
+
+def _per_length(fn, traj: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """`fn` over each sample's first `length` clips (the part of the performance that was filmed)."""
+    out = np.empty(len(traj))
+    for length in np.unique(lengths):
+        rows = lengths == length
+        out[rows] = fn(traj[rows, :length])
+    return out
 
 
 def _ar1(shape: tuple[int, int, int], rho: float, rng: np.random.Generator) -> np.ndarray:
@@ -116,11 +131,19 @@ def generate(cfg: SyntheticConfig, modalities: list[str] | None = None) -> Sampl
     _, traj = _latents(n, cfg.clips, rng)
     nuisance = rng.standard_normal((n, cfg.clips, NUISANCE_DIM))
 
-    mean, std = _calibration(cfg.clips)
-    clean01 = LABEL_CENTRE + LABEL_SPREAD * (_raw_score(traj) - mean) / std
+    # the second generator keeps the main stream (and so the default data) independent of these
+    extra = np.random.default_rng([cfg.seed, 1])
+    low = cfg.min_clips if cfg.min_clips is not None else cfg.clips
+    lengths = extra.integers(low, cfg.clips + 1, size=n)
+    calib = _calibration(cfg.clips)
+    mean, std = calib["score"]
+    clean01 = LABEL_CENTRE + LABEL_SPREAD * (_per_length(_raw_score, traj, lengths) - mean) / std
     noisy01 = clean01 + JUDGE_NOISE * LABEL_SPREAD * rng.standard_normal(n)
     clean01 = np.clip(clean01, 0.0, 1.0)
     noisy01 = np.clip(noisy01, 0.0, 1.0)
+    mean, std = calib["artistic"]
+    artistic01 = LABEL_CENTRE + LABEL_SPREAD * (_per_length(_raw_artistic, traj, lengths) - mean) / std
+    artistic01 = np.clip(artistic01 + JUDGE_NOISE * LABEL_SPREAD * extra.standard_normal(n), 0.0, 1.0)
 
     features: dict[str, np.ndarray] = {}
     for index, m in enumerate(modalities):
@@ -132,9 +155,10 @@ def generate(cfg: SyntheticConfig, modalities: list[str] | None = None) -> Sampl
         features[m] = _observe(traj, nuisance, weights, noise, cfg.dims[m], maps, rng)
 
     samples = [
-        Sample(name=f"perf_{i:05d}", features={m: features[m][i] for m in modalities},
+        Sample(name=f"perf_{i:05d}", features={m: features[m][i, : lengths[i]] for m in modalities},
                score=float(noisy01[i] * cfg.score_range),
-               meta={"clean_score": float(clean01[i] * cfg.score_range)})
+               meta={"clean_score": float(clean01[i] * cfg.score_range)},
+               labels={"score": float(noisy01[i] * cfg.score_range), "artistic01": float(artistic01[i])})
         for i in range(n)
     ]
     test = samples[cfg.n_train:]
