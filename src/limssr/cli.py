@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, metavar="N", help="random seed")
     t.add_argument("--out", metavar="DIR", help="run directory (default: runs/NAME-TIMESTAMP); must be new")
     t.add_argument("--no-eval", action="store_true", help="skip the 7-subset evaluation after training")
+    t.add_argument("--seeds", metavar="N,N,...", help="one run per seed in OUT/seed-N, then mean +- std in "
+                   "OUT/summary.md (finished seeds are not redone)")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
     e = sub.add_parser("evaluate", help="score a trained run on every modality subset",
@@ -69,6 +71,44 @@ def _parser() -> argparse.ArgumentParser:
                                    "into a new RUN_DIR/eval* directory.", formatter_class=Formatter)
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--data", metavar="DIR", help="evaluate on this generic-layout directory instead")
+
+    s = sub.add_parser("summarize", help="Spearman per score type and their Fisher-z average",
+                       description="Collect the newest evaluation of each run (or the summary of a multi-seed "
+                                   "directory), one per score type of a dataset, into one table with the "
+                                   "Fisher-z average over score types (labelled apart from the average over "
+                                   "subsets).", formatter_class=Formatter)
+    s.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    s.add_argument("--out", metavar="DIR", help="also write score_types.json and .md there (a new directory)")
+
+    data = sub.add_parser("data", help="check, convert or synthesize datasets",
+                          description="Work with data directories: the released FS1000, Fis-V and RG layouts "
+                                      "and the generic layout.", formatter_class=Formatter)
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    c = dsub.add_parser("check", help="report counts, lengths, dims, score ranges and every problem",
+                        description="Read a data directory as training will and list every problem with its "
+                                    "file and key (missing keys, NaN/Inf, wrong dims, malformed label lines, "
+                                    "features without labels). Exits 1 if there is any.", formatter_class=Formatter)
+    c.add_argument("dir", metavar="DIR")
+    c.add_argument("--dataset", choices=["fs1000", "fisv", "rg", "generic"], help="layout (default: detected)")
+    c.add_argument("--max-length-mismatch", type=int, default=1, metavar="N",
+                   help="allowed difference in T between the modalities of a sample (default: 1)")
+    v = dsub.add_parser("convert", help="write a pickle-free copy in the same layout",
+                        description="Copy a dataset so that nothing in it needs pickle: pickled feature dicts "
+                                    "become .npz archives that the same readers load. DST must be new.",
+                        formatter_class=Formatter)
+    v.add_argument("src", metavar="SRC")
+    v.add_argument("dst", metavar="DST")
+    y = dsub.add_parser("synth", help="write a small synthetic dataset in a released layout",
+                        description="Write synthetic data in exactly the FS1000, Fis-V, RG or generic layout, "
+                                    "with the awkward cases of the real files (short and long videos, audio "
+                                    "one step short, optional Fis-V header line).", formatter_class=Formatter)
+    y.add_argument("--layout", required=True, choices=["fs1000", "fisv", "rg", "generic"])
+    y.add_argument("out", metavar="OUT")
+    y.add_argument("--n-train", type=int, metavar="N", help="training samples (per apparatus for RG)")
+    y.add_argument("--n-test", type=int, metavar="N", help="test samples (per apparatus for RG)")
+    y.add_argument("--small", action="store_true", help="small feature dims and clip lengths (for tests)")
+    y.add_argument("--seed", type=int, default=0, metavar="N")
+    y.add_argument("--header", action="store_true", help="Fis-V: give the label files a header line")
 
     r = sub.add_parser("predict", help="score new samples that have any subset of modalities",
                        description="Score unlabelled samples. INPUT is a .npz file (one array (T, D) per "
@@ -82,15 +122,49 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train_config(args):
-    from limssr.config import load_config
+    from limssr.config import load_config, raw_values
 
     overrides = list(args.overrides)
-    if args.data:
-        overrides += ["data.source=generic", f"data.path={args.data}"]
     for key, value in (("model.backbone", args.backbone), ("train.epochs", args.epochs), ("seed", args.seed)):
         if value is not None:
             overrides.append(f"{key}={value}")
+    if args.data:
+        # a preset for a released dataset keeps its reader; otherwise the layout is detected
+        source = raw_values(args.config, args.preset, overrides).get("data", {}).get("source", "synthetic")
+        overrides += [f"data.path={args.data}"] + (["data.source=auto"] if source == "synthetic" else [])
     return load_config(path=args.config, preset=args.preset, overrides=overrides)
+
+
+def _data_command(args) -> int:
+    if args.data_command == "check":
+        from limssr.data.check import check_directory
+        from limssr.report import print_check
+
+        report = check_directory(args.dir, args.dataset, args.max_length_mismatch)
+        print_check(report)
+        return 0 if report.ok else 1
+    if args.data_command == "convert":
+        from limssr.data.convert import convert
+
+        done = convert(args.src, args.dst, progress=lambda name: print(f"  converted {name}", flush=True))
+        print(f"{done['layout']} copy written to {args.dst}: {done['converted']} pickled dict file(s) converted "
+              f"to .npz, {done['copied']} file(s) checked and copied")
+        return 0
+    from limssr.data.synth_layouts import write_layout
+
+    kwargs = {"small": args.small, "seed": args.seed}
+    if args.n_train:
+        kwargs["n_train"] = args.n_train
+    if args.n_test:
+        kwargs["n_test"] = args.n_test
+    if args.header:
+        if args.layout != "fisv":
+            print("error: --header applies to --layout fisv only", file=sys.stderr)
+            return 2
+        kwargs["header"] = True
+    out = write_layout(args.layout, args.out, **kwargs)
+    print(f"synthetic {args.layout} data written to {out}")
+    return 0
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -110,6 +184,22 @@ def run(argv: list[str] | None = None) -> int:
               f"'{cfg.train.missing}' training-time missingness; run directory {out}", flush=True)
         run_dir, module, data = runs.train(cfg, out=out)
         runs.evaluate(run_dir, model=module.model.eval(), cfg=runs.read_run_config(run_dir), data=data)
+        return 0
+    if args.command == "data":
+        return _data_command(args)
+    if args.command == "summarize":
+        runs.summarize(args.run_dirs, out=args.out)
+        return 0
+    if args.command == "train" and args.seeds:
+        if args.resume:
+            print("error: --seeds resumes by itself: run the same command again", file=sys.stderr)
+            return 2
+        try:
+            seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+        except ValueError:
+            print(f"error: --seeds takes integers separated by commas, got {args.seeds!r}", file=sys.stderr)
+            return 2
+        runs.train_seeds(_train_config(args), seeds, out=args.out)
         return 0
     if args.command == "train":
         if args.resume:

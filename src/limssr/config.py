@@ -285,15 +285,21 @@ def preset_dict(name: str) -> dict[str, Any]:
     return yaml.safe_load(text) or {}
 
 
-def load_config(path: str | Path | None = None, preset: str | None = None,
-                overrides: list[str] | None = None) -> RunConfig:
-    """Resolve a config from a preset or a file, then apply `key=value` overrides."""
+def raw_values(path: str | Path | None = None, preset: str | None = None,
+               overrides: list[str] | None = None) -> dict[str, Any]:
+    """The merged preset, file and overrides, before defaults and validation."""
     values: dict[str, Any] = {}
     if preset is not None:
         values = preset_dict(preset)
     if path is not None:
         values = _merge(values, read_yaml(path))
-    return config_from_dict(apply_overrides(values, overrides or []))
+    return apply_overrides(values, overrides or [])
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None,
+                overrides: list[str] | None = None) -> RunConfig:
+    """Resolve a config from a preset or a file, then apply `key=value` overrides."""
+    return config_from_dict(raw_values(path, preset, overrides))
 
 
 CHOICES = {

@@ -57,7 +57,10 @@ def _fmt(x, digits: int) -> str:
 
 def _title(results: dict) -> str:
     p = results.get("protocol", {})
-    return (f"LIMSSR on {results.get('dataset', 'data')} - trained with '{p.get('training_missingness', '?')}' "
+    what = results.get("dataset", "data")
+    if results.get("score_type") and results["score_type"] != "score":
+        what += f" {results['score_type']}"
+    return (f"LIMSSR on {what} - trained with '{p.get('training_missingness', '?')}' "
             f"missingness, model: {p.get('selection', '?')}")
 
 
@@ -162,3 +165,24 @@ def plot_results(results: dict, path: Path) -> Path:
         plt.close(fig)
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def print_check(report, console: Console | None = None) -> None:
+    """The `limssr data check` report: statistics per group, then every problem."""
+    console = console or Console()
+    console.print(f"[bold]{report.path}[/bold]: layout {report.layout}")
+    for group, st in report.stats.items():
+        table = Table(title=f"{group}: " + ", ".join(f"{k} {v}" for k, v in st["splits"].items()))
+        for col in ("modality", "dim", "T min", "T median", "T max"):
+            table.add_column(col, justify="left" if col == "modality" else "right")
+        for m, t in st["T"].items():
+            table.add_row(m, str(st["dims"].get(m, "-")), str(t["min"]), f"{t['median']:g}", str(t["max"]))
+        console.print(table)
+        for key, r in st["scores"].items():
+            console.print(f"  {key}: min {r['min']:.2f}, max {r['max']:.2f}, mean {r['mean']:.2f}")
+    if report.ok:
+        console.print("[green]no problems found[/green]")
+        return
+    console.print(f"[red]{len(report.problems)} problem(s):[/red]")
+    for p in report.problems:
+        console.print(f"  - {p}", markup=False, highlight=False)

@@ -62,7 +62,9 @@ def resolve(cfg: RunConfig, data: SampleSet) -> RunConfig:
         if m in data.dims and data.dims[m] != d:
             raise DataError(f"config key 'model.dims.{m}' is {d} but the data's '{m}' features have dim {data.dims[m]}")
     model = replace(cfg.model, modalities=list(data.modalities), dims=dict(data.dims))
-    data_cfg = replace(cfg.data, score_range=float(data.score_range))
+    data_cfg = replace(cfg.data, score_range=float(data.score_range),
+                       path=str(Path(cfg.data.path).resolve()) if cfg.data.path else None,
+                       score_type=data.info.get("score_type", cfg.data.score_type))
     return config_from_dict(replace(cfg, model=model, data=data_cfg).to_dict())
 
 
@@ -144,6 +146,58 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
     atomic_write_text(run_dir / SELECTION_FILE, json.dumps(selection, indent=2) + "\n")
     save_weights(module.model.trainable_state_dict(), cfg.to_dict(), run_dir / WEIGHTS_FILE)
     return run_dir, module, data
+
+
+def train_seeds(cfg: RunConfig, seeds: list[int], out: str | Path | None = None, progress: bool = True,
+                show: bool = True) -> Path:
+    """One run per seed in OUT/seed-N (finished seeds are kept, not redone), each evaluated, then
+    OUT/summary.{json,md} with mean +- std over the seeds."""
+    from limssr.aggregate import aggregate_seeds, latest_results, seeds_markdown
+
+    root = Path(out) if out else unique_dir(Path("runs") / f"{cfg.name}-seeds-{time.strftime('%Y%m%d-%H%M%S')}")
+    results = []
+    for seed in seeds:
+        run_dir = root / f"seed-{seed}"
+        if (run_dir / WEIGHTS_FILE).is_file() and list(run_dir.glob("eval*/results.json")):
+            results.append(latest_results(run_dir))
+            continue
+        if (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
+            run_dir, module, data = train(None, resume=run_dir, progress=progress)
+        else:
+            run_dir, module, data = train(replace(cfg, seed=seed), out=run_dir, progress=progress)
+        res, _ = evaluate(run_dir, model=module.model.eval(), cfg=read_run_config(run_dir), data=data, show=show)
+        results.append(res)
+    summary = aggregate_seeds(results)
+    atomic_write_text(root / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(root / "summary.md", seeds_markdown(summary))
+    if show:
+        print(seeds_markdown(summary))
+        print(f"summary written to {root}/summary.json and summary.md")
+    return root
+
+
+def summarize(run_dirs: list[str | Path], out: str | Path | None = None, show: bool = True) -> dict:
+    """Spearman per score type (one run or multi-seed directory each) and their Fisher-z average."""
+    from limssr.aggregate import across_score_types, latest_results, score_types_markdown
+
+    by_type = {}
+    for run_dir in run_dirs:
+        res = latest_results(run_dir)
+        key = res.get("score_type") or Path(run_dir).name
+        if key in by_type:
+            key = f"{key} ({Path(run_dir).name})"
+        by_type[key] = res
+    summary = across_score_types(by_type)
+    text = score_types_markdown(summary)
+    if out:
+        out = Path(out)
+        if out.exists():
+            raise RunError(f"'{out}' already exists; choose a new --out")
+        atomic_write_text(out / "score_types.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(out / "score_types.md", text)
+    if show:
+        print(text)
+    return summary
 
 
 def load_trained(run_dir: str | Path):

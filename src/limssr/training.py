@@ -311,4 +311,5 @@ def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True
         plugins=[SafetensorsCheckpointIO()], deterministic=t.deterministic,
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=enable_progress_bar,
         enable_model_summary=False, default_root_dir=str(run_dir), num_sanity_val_steps=0,
+        limit_val_batches=0 if t.selection == "last" else None,
     )

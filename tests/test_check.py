@@ -1,0 +1,69 @@
+"""`limssr data check`: every planted defect named with its file and key; a clean dataset passes."""
+
+import numpy as np
+import pytest
+
+from limssr.cli import run
+from limssr.data.check import check_directory
+from limssr.data.safe_pickle import read_feature_dict
+from limssr.data.synth_layouts import write_layout
+
+
+@pytest.mark.parametrize("layout", ["fs1000", "fisv", "rg", "generic"])
+def test_clean_data_passes(layout, tmp_path, capsys):
+    root = write_layout(layout, tmp_path / layout, small=True)
+    report = check_directory(root)
+    assert report.ok, report.problems
+    assert run(["data", "check", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "no problems found" in out and "train" in out
+
+
+def _rewrite(path, edit):
+    table = read_feature_dict(path)
+    edit(table)
+    np.save(path, table, allow_pickle=True)
+
+
+def test_pamfn_defects_are_named(tmp_path, capsys):
+    root = write_layout("rg", tmp_path / "rg", small=True, apparatus=("Ball", "Hoop"))
+    feat = root / "RG-feature"
+    _rewrite(feat / "Ball_audio_AST.npy", lambda t: t.pop("Ball_003"))  # missing key
+    _rewrite(feat / "Ball_flow_I3D.npy", lambda t: t["Ball_005"].__setitem__((0, 0), np.nan))  # NaN
+    _rewrite(feat / "Hoop_rgb_VST.npy", lambda t: t.__setitem__("Hoop_002", np.zeros((6, 63), np.float32)))  # dim
+    _rewrite(feat / "Hoop_flow_I3D.npy", lambda t: t.__setitem__("Hoop_999", np.zeros((6, 80), np.float32)))
+    with open(root / "test.txt", "a") as fh:
+        fh.write("Ball_300\t1.0\tabc\t5.0\t0.0\t90\n")  # malformed line
+    report = check_directory(root)
+    text = "\n".join(report.problems)
+    assert "'Ball_003' has a label but no audio features (expected Ball_audio_AST.np[yz] key 'Ball_003')" in text
+    assert "Ball_flow_I3D.np[yz] key 'Ball_005': holds NaN or Inf" in text
+    assert "Hoop_rgb_VST.np[yz] key 'Hoop_002': dim 63, but most 'video' files have dim 64" in text
+    assert "Hoop_flow_I3D.np[yz] key 'Hoop_999': features without a label" in text
+    assert f"{root / 'test.txt'}:18: Execution_Score 'abc' of 'Ball_300' is not a number" in text
+    assert run(["data", "check", str(root)]) == 1
+    assert "problem(s)" in capsys.readouterr().out
+
+
+def test_fs1000_and_fisv_defects_are_named(tmp_path):
+    fs = write_layout("fs1000", tmp_path / "fs", small=True)
+    name = (fs / "val_fs1000_new.txt").read_text().split()[0]
+    np.save(fs / "i3d_avg_clip8_5s_fs1000" / f"{name}.npy", np.zeros((9, 79), np.float32))
+    (fs / "ast_feature_fs1000_new" / f"{name}.npy").unlink()
+    with open(fs / "train_fs1000_new.txt", "a") as fh:
+        fh.write("short_line 1 2 3\n")
+    text = "\n".join(check_directory(fs).problems)
+    assert f"i3d_avg_clip8_5s_fs1000/{name}.npy: dim 79" in text
+    assert f"'{name}' has a label but no audio features" in text
+    assert "train_fs1000_new.txt:25: expected at least 9 fields" in text
+
+    fisv = write_layout("fisv", tmp_path / "fisv", small=True)
+    first = (fisv / "train.txt").read_text().split()[0]
+    _rewrite(fisv / "Fis-feature" / "FISV_rgb_VST.npy", lambda t: t[first].__setitem__((1, 1), np.inf))
+    text = "\n".join(check_directory(fisv).problems)
+    assert f"FISV_rgb_VST.np[yz] key '{first}': holds NaN or Inf" in text
+
+
+def test_unknown_directory_is_a_problem(tmp_path):
+    report = check_directory(tmp_path)
+    assert not report.ok and "cannot tell the layout" in report.problems[0]
