@@ -67,3 +67,15 @@ def test_fs1000_and_fisv_defects_are_named(tmp_path):
 def test_unknown_directory_is_a_problem(tmp_path):
     report = check_directory(tmp_path)
     assert not report.ok and "cannot tell the layout" in report.problems[0]
+
+
+def test_natural_missingness_in_the_generic_layout_is_counted_not_refused(tmp_path):
+    root = write_layout("generic", tmp_path / "g", small=True)
+    names = [line.split(",")[0] for line in (root / "train.csv").read_text().splitlines()[1:4]]
+    for n in names:
+        (root / "features" / "audio" / f"{n}.npy").unlink()
+    report = check_directory(root)
+    assert report.ok and report.stats["generic"]["missing"] == {"audio": 3}
+    for m in ("video", "flow"):
+        (root / "features" / m / f"{names[0]}.npy").unlink()
+    assert f"'{names[0]}' has a label but no video features" in "\n".join(check_directory(root).problems)

@@ -122,16 +122,18 @@ def check_directory(path: str | Path, dataset: str | None = None, max_length_mis
         return report
     try:
         for group, rows, sources, divisors in _groups(root, layout, report):
-            _check_group(group, rows, sources, divisors, max_length_mismatch, report)
+            _check_group(group, rows, sources, divisors, max_length_mismatch, report, natural_ok=layout == "generic")
     except DataError as err:
         report.problems.append(str(err))
     return report
 
 
-def _check_group(group, rows, sources, divisors, max_mismatch, report: CheckReport) -> None:
+def _check_group(group, rows, sources, divisors, max_mismatch, report: CheckReport, natural_ok: bool) -> None:
+    """`natural_ok`: a sample missing some (not all) modalities is natural missingness (generic
+    layout), counted but not a problem; the released datasets are complete, so there it is one."""
     seen: dict[str, list[tuple[int, int, str]]] = {m: [] for m in sources}  # (T, dim, where) per file
     labelled = set()
-    stats = report.stats.setdefault(group, {"splits": {}, "scores": {}, "T": {}, "dims": {}})
+    stats = report.stats.setdefault(group, {"splits": {}, "scores": {}, "T": {}, "dims": {}, "missing": {}})
     for split, split_rows in rows.items():
         stats["splits"][split] = len(split_rows)
         for name, values in split_rows:
@@ -143,10 +145,14 @@ def _check_group(group, rows, sources, divisors, max_mismatch, report: CheckRepo
                         report.problems.append(f"{group} {split}: '{name}' {key} {value} exceeds the divisor "
                                                f"{divisors[key]} (scores are divided by it and must lie in [0, 1])")
             sample_len = {}
-            for m, src in sources.items():
-                if name not in src.names:
+            absent = [m for m, src in sources.items() if name not in src.names]
+            for m in absent:
+                stats["missing"][m] = stats["missing"].get(m, 0) + 1
+                if not natural_ok or len(absent) == len(sources):
                     report.problems.append(f"{group} {split}: '{name}' has a label but no {m} features "
-                                           f"(expected {src.where(name)})")
+                                           f"(expected {sources[m].where(name)})")
+            for m, src in sources.items():
+                if m in absent:
                     continue
                 try:
                     arr = src.load(name)
