@@ -165,3 +165,18 @@ def test_reference_crop_never_draws_the_last_start():
         for _ in range(200):
             starts[mode].add(int(ds[0]["features"]["v"][0, 0]))
     assert starts["uniform"] == {0, 1, 2} and starts["reference"] == {0, 1}
+
+
+def test_full_length_test_policy_pads_to_the_longest_in_the_batch():
+    from limssr.data.dataset import AQADataset
+    from limssr.data.samples import Sample
+    from limssr.training import make_loader
+
+    samples = [Sample(f"s{t}", {"v": np.ones((t, 2), np.float32)}, 1.0) for t in (5, 9, 14)]
+    ds = AQADataset(samples, ["v"], {"v": 2}, 10.0, clip_num=8, train=False, test_crop="full")
+    batch = next(iter(make_loader(ds, batch_size=3, shuffle=False)))
+    assert batch.features["v"].shape == (3, 14, 2)
+    assert batch.time_mask.sum(dim=1).tolist() == [5, 9, 14]
+    centre = AQADataset(samples, ["v"], {"v": 2}, 10.0, clip_num=8, train=False, test_crop="center")
+    batch = next(iter(make_loader(centre, batch_size=3, shuffle=False)))
+    assert batch.features["v"].shape == (3, 8, 2) and batch.time_mask.sum(dim=1).tolist() == [5, 8, 8]
