@@ -140,7 +140,8 @@ class Strict(MaskingProtocol):
         pool = np.array(incomplete_subsets(m), dtype=bool)
         rng = np.random.default_rng(seed)
         complete = np.zeros(n, dtype=bool)
-        complete[rng.permutation(n)[: int(round(complete_fraction * n))]] = True
+        if complete_fraction > 0:  # drawn only when asked for, so the default masks stay as they were
+            complete[rng.permutation(n)[: int(round(complete_fraction * n))]] = True
         table = np.zeros((n, m), dtype=bool)
         for i in range(n):
             if not available[i].any():
