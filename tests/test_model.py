@@ -2,13 +2,14 @@
 
 import torch
 
-from limssr.model import FusionTokenHead, ModalityProjection, ModalitySpanHead
+from limssr.layers import TimeProjection
+from limssr.model import FusionTokenHead, ModalitySpanHead
 
 from conftest import DIMS, random_inputs
 
 
 def test_projection_shapes_and_conv_layout():
-    proj = ModalityProjection(32, 64, dropout=0.1)
+    proj = TimeProjection(32, 64, dropout=0.1)
     assert proj.conv1.weight.shape == (64, 32, 1) and proj.conv2.weight.shape == (64, 64, 1)
     assert proj(torch.randn(17, 32)).shape == (17, 64)
     proj.train()

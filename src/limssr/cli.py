@@ -22,6 +22,8 @@ examples:
   limssr train --resume runs/quick                continue from the last checkpoint
   limssr evaluate runs/quick                      7-subset table -> runs/quick/eval/
   limssr predict runs/quick sample.npz            score one sample (any subset of modalities)
+  limssr train --preset demo --method mcmoe       any registered method (see `limssr methods`)
+  limssr benchmark --preset demo --methods limssr,mcmoe,zero-fill --regimes strict,complete --out bench
 """
 
 
@@ -55,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", metavar="NAME", help=f"built-in preset: {', '.join(preset_names())}")
     src.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     t.add_argument("--data", metavar="DIR", help="data directory in the generic layout (default: synthetic)")
+    t.add_argument("--method", metavar="NAME", help="limssr (default) or a baseline; see `limssr methods`")
     t.add_argument("--backbone", metavar="NAME|PATH",
                    help="default | tiny | tiny-qwen | a local Hugging Face causal-LM directory")
     t.add_argument("--epochs", type=int, metavar="N", help="number of epochs")
@@ -79,6 +82,29 @@ def _parser() -> argparse.ArgumentParser:
                                    "subsets).", formatter_class=Formatter)
     s.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     s.add_argument("--out", metavar="DIR", help="also write score_types.json and .md there (a new directory)")
+
+    b = sub.add_parser("benchmark", help="methods x training regimes x seeds -> one comparison table",
+                       description="Train and evaluate several methods (LIMSSR, its ablations, the baselines) under "
+                                   "one or both training regimes (strict: every training sample misses a "
+                                   "modality; complete: complete training data) for several seeds, then write "
+                                   "OUT/comparison.{md,csv,json,png}. Finished runs are reused, so the command "
+                                   "resumes, and the table covers every finished run under OUT.",
+                       formatter_class=Formatter)
+    bsrc = b.add_mutually_exclusive_group(required=True)
+    bsrc.add_argument("--config", metavar="FILE", help="YAML config file for the shared settings")
+    bsrc.add_argument("--preset", metavar="NAME", help="preset for the shared settings (e.g. demo)")
+    b.add_argument("--methods", required=True, metavar="A,B,...",
+                   help="registry names or ablations, e.g. limssr,limssr-no-pcmi,mcmoe,zero-fill (see `limssr methods`)")
+    b.add_argument("--regimes", default="strict", metavar="R,...", help="strict and/or complete (default: strict)")
+    b.add_argument("--seeds", default="1,2,3", metavar="N,...", help="seeds (default: 1,2,3)")
+    b.add_argument("--out", required=True, metavar="DIR", help="benchmark directory (reused to resume)")
+    b.add_argument("--data", metavar="DIR", help="data directory (default: the config's)")
+    b.add_argument("--backbone", metavar="NAME|PATH", help="LIMSSR backbone")
+    b.add_argument("--baseline-set", action="append", default=[], metavar="key=value",
+                   help="overrides for the baselines only (repeatable), e.g. train.epochs=40")
+    b.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every method")
+
+    sub.add_parser("methods", help="list the methods and ablations", formatter_class=Formatter)
 
     data = sub.add_parser("data", help="check, convert or synthesize datasets",
                           description="Work with data directories: the released FS1000, Fis-V and RG layouts "
@@ -125,7 +151,9 @@ def _train_config(args):
     from limssr.config import load_config, raw_values
 
     overrides = list(args.overrides)
-    for key, value in (("model.backbone", args.backbone), ("train.epochs", args.epochs), ("seed", args.seed)):
+    pairs = [("model.backbone", args.backbone), ("train.epochs", getattr(args, "epochs", None)),
+             ("seed", getattr(args, "seed", None)), ("method", getattr(args, "method", None))]
+    for key, value in pairs:
         if value is not None:
             overrides.append(f"{key}={value}")
     if args.data:
@@ -169,6 +197,8 @@ def _data_command(args) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
     from limssr import runs
 
     if args.command is None:
@@ -187,6 +217,28 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "data":
         return _data_command(args)
+    if args.command == "methods":
+        from limssr.benchmark import ABLATIONS
+        from limssr.methods import describe
+
+        for name, summary in describe().items():
+            print(f"  {name:24s} {summary}")
+        for name, keys in ABLATIONS.items():
+            print(f"  {name:24s} LIMSSR ablation: {' '.join(keys)}")
+        print(f"  {'limssr-k<N>':24s} LIMSSR with N fusion tokens")
+        return 0
+    if args.command == "benchmark":
+        from limssr.benchmark import run_benchmark
+
+        base = _train_config(args)
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+        command = "limssr " + " ".join(argv)
+        run_benchmark(base, [m.strip() for m in args.methods.split(",") if m.strip()],
+                      [r.strip() for r in args.regimes.split(",") if r.strip()], seeds, args.out,
+                      baseline_overrides=args.baseline_set, command=command)
+        print((Path(args.out) / "comparison.md").read_text())
+        print(f"comparison written to {args.out}/comparison.md, .csv, .json and .png")
+        return 0
     if args.command == "summarize":
         runs.summarize(args.run_dirs, out=args.out)
         return 0

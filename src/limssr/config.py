@@ -81,6 +81,28 @@ class ModelConfig:
     confidence_init: float = 0.6
     mix_init: float = 0.7
     mask_padding: bool = True  # False: padded steps are attended and pooled, as the reference does
+    # ablations (all on = LIMSSR): the prompt and <missing> placeholders (PCMI), the fusion tokens
+    # (LMRF; off: Path 1 reads the mean hidden state), and each of the two heads of MDA
+    pcmi: bool = True
+    lmrf: bool = True
+    path1: bool = True
+    path2: bool = True
+
+
+@dataclass
+class BaselineConfig:
+    """Shared settings of the baselines (limssr.methods): hidden size and depth of their encoders."""
+
+    hidden: int = 256
+    heads: int = 4
+    layers: int = 2
+    n_query: int = 4  # GDLT grade queries (MCMoE)
+    dropout: float = 0.3
+    modality_dropout: bool = True  # the method's own training-time modality dropout (one subset per batch)
+    recon_weight: float = 1.0  # reconstruction (+ KL for MCMoE) loss weight
+    mcmoe_mode: str = "faithful"  # "faithful": the query encoding indexed by batch position; "fixed": none
+    stage_fraction: float = 0.5  # MoMKE: share of the epochs spent in stage 1
+    window: int = 2  # GCNet: temporal graph window (past and future)
 
 
 @dataclass
@@ -128,8 +150,10 @@ class RunConfig:
 
     name: str = "limssr"
     seed: int = 42
+    method: str = "limssr"  # see `limssr methods`: limssr, mcmoe, momke, gcnet, actionmae, zero-fill, late-fusion
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -307,6 +331,7 @@ CHOICES = {
     "data.test_crop": ("center", "full"),
     "data.train_crop": ("uniform", "reference"),
     "train.selection": ("val", "last", "paper"),
+    "baseline.mcmoe_mode": ("faithful", "fixed"),
     "model.final_mix": ("linear", "sigmoid"),
     "train.precision": ("fp32", "bf16", "auto"),
 }
@@ -320,6 +345,10 @@ def validate(cfg: RunConfig) -> None:
         if value not in allowed:
             raise ConfigError(f"config key '{key}' must be one of {', '.join(allowed)}; got {value!r}")
     from limssr.masking import PROTOCOLS  # local import: masking imports nothing from here
+    from limssr.methods import method_names
+
+    if cfg.method not in method_names():
+        raise ConfigError(f"config key 'method' must be one of {', '.join(method_names())}; got {cfg.method!r}")
 
     if cfg.train.missing not in PROTOCOLS:
         raise ConfigError(f"config key 'train.missing' must be one of {', '.join(PROTOCOLS)}; "

@@ -16,7 +16,6 @@ import torch
 
 from limssr.data.dataset import AQADataset, hide
 from limssr.metrics import fisher_z_mean, mse, spearman
-from limssr.model import LIMSSR
 from limssr.subsets import all_subsets, subset_name
 
 
@@ -40,7 +39,7 @@ def autocast_for(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def predict(model: LIMSSR, loader, subset: tuple[bool, ...] | None, device: torch.device,
+def predict(model, loader, subset: tuple[bool, ...] | None, device: torch.device,
             precision: str, score_range: float) -> Predictions:
     """Score every sample of `loader` showing `subset` (None: whatever each sample has)."""
     model.eval()
@@ -63,8 +62,10 @@ def predict(model: LIMSSR, loader, subset: tuple[bool, ...] | None, device: torc
         out.names += batch.names
         out.label += (batch.label.cpu().numpy() * score_range).tolist()
         out.score += score.tolist()
-        out.main += (res.main.float().cpu().numpy() * score_range).tolist()
-        out.aux += (res.aux.float().cpu().numpy() * score_range).tolist()
+        for key in ("main", "aux"):  # LIMSSR's two heads; other methods have only the score
+            part = getattr(res, key, None)
+            getattr(out, key).extend(((part if part is not None else res.score).float().cpu().numpy()
+                                      * score_range).tolist())
         out.shown += [subset_name(row.tolist(), model.modalities) for row in batch.mask.cpu()]
     return out
 
@@ -77,7 +78,7 @@ def _select(batch, keep: torch.Tensor):
                  index=batch.index[keep], names=[n for n, k in zip(batch.names, keep.tolist()) if k])
 
 
-def evaluate_subsets(model: LIMSSR, dataset: AQADataset, loader, device: torch.device,
+def evaluate_subsets(model, dataset: AQADataset, loader, device: torch.device,
                      precision: str, progress=None) -> dict[str, Predictions]:
     """Predictions for every non-empty subset, keyed by subset name ('vaf', 'va', ...)."""
     results = {}

@@ -34,6 +34,7 @@ def limssr_loss(out: LimssrOutput, target: torch.Tensor, cfg: LossConfig) -> dic
     """alpha_mse * MSE(final, y) + alpha * triplet(fusion tokens) + alpha_con * MSE(main, aux)."""
     mse = F.mse_loss(out.score.float(), target.float())
     triplet = batch_hard_cosine_triplet(out.fusion, cfg.margin)
-    consistency = F.mse_loss(out.main.float(), out.aux.float())
+    both = out.main is not None and out.aux is not None  # one path alone has nothing to agree with
+    consistency = F.mse_loss(out.main.float(), out.aux.float()) if both else mse.new_zeros(())
     total = cfg.alpha_mse * mse + cfg.alpha * triplet + cfg.alpha_con * consistency
     return {"loss": total, "mse": mse, "triplet": triplet, "consistency": consistency}

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from limssr.backbone import Backbone
-from limssr.config import ModelConfig
+from limssr.config import LossConfig, ModelConfig
+from limssr.layers import TimeProjection, masked_mean, regressor
+from limssr.methods.base import Method
 from limssr.sequence import Layout, build_layout, prompt_text
 from limssr.subsets import all_subsets
 
@@ -23,43 +25,10 @@ from limssr.subsets import all_subsets
 @dataclass
 class LimssrOutput:
     score: torch.Tensor  # (B,) final score on the normalised scale (score / score_range)
-    main: torch.Tensor  # (B,) Path 1 head
-    aux: torch.Tensor  # (B,) Path 2 head
+    main: torch.Tensor | None  # (B,) Path 1 head (None without Path 1)
+    aux: torch.Tensor | None  # (B,) Path 2 head (None without Path 2)
     fusion: torch.Tensor  # (B, K, H) fusion-token states (for the token regulariser)
-    fused: torch.Tensor  # (B, H) Path 2 fused modality feature
-
-
-class ModalityProjection(nn.Module):
-    """Two kernel-1 convolutions with BatchNorm: a per-time-step MLP from the feature dim to H.
-
-    Applied to the real time steps of present modalities only, so neither padding nor hidden
-    modalities enter the BatchNorm statistics.
-    """
-
-    def __init__(self, in_dim: int, hidden: int, dropout: float):
-        super().__init__()
-        self.conv1 = nn.Conv1d(in_dim, hidden, kernel_size=1)
-        self.bn1 = nn.BatchNorm1d(hidden)
-        self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv1d(hidden, hidden, kernel_size=1)
-        self.bn2 = nn.BatchNorm1d(hidden)
-
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """rows: (N, D) time steps -> (N, H)."""
-        x = rows.t().unsqueeze(0)  # (1, D, N): BatchNorm statistics over the N steps
-        x = self.dropout(F.relu(self._bn(self.bn1, self.conv1(x))))
-        return self._bn(self.bn2, self.conv2(x)).squeeze(0).t()
-
-    @staticmethod
-    def _bn(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
-        if bn.training and x.shape[-1] < 2:  # one step has no batch statistics: use the running ones
-            return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
-        return bn(x)
-
-
-def regressor(hidden: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(hidden, hidden // 2), nn.LayerNorm(hidden // 2), nn.GELU(),
-                         nn.Dropout(dropout), nn.Linear(hidden // 2, 1))
+    fused: torch.Tensor | None  # (B, H) Path 2 fused modality feature
 
 
 class FusionTokenHead(nn.Module):
@@ -110,22 +79,26 @@ class ModalitySpanHead(nn.Module):
         return torch.sigmoid(self.regressor(fused)).squeeze(-1), fused
 
 
-class LIMSSR(nn.Module):
-    """The LIMSSR model around a (LoRA-wrapped) decoder backbone."""
+class LIMSSR(Method):
+    """The LIMSSR model around a (LoRA-wrapped) decoder backbone.
 
-    def __init__(self, cfg: ModelConfig, backbone: Backbone, dims: dict[str, int]):
-        super().__init__()
+    Ablations (configuration): `pcmi=False` drops the prompt and zero-fills missing spans instead of
+    learned placeholders; `lmrf=False` drops the K fusion tokens and feeds Path 1 the mean of all
+    hidden states; `path1=False` / `path2=False` score with the other path alone.
+    """
+
+    def __init__(self, cfg: ModelConfig, backbone: Backbone, dims: dict[str, int], loss_cfg: LossConfig | None = None):
+        super().__init__(cfg.modalities, dims)
+        if not (cfg.path1 or cfg.path2):
+            raise ValueError("model.path1 and model.path2 cannot both be off: no head would score")
         self.cfg = cfg
-        self.modalities = list(cfg.modalities)
-        missing = [m for m in self.modalities if m not in dims]
-        if missing:
-            raise ValueError(f"no feature dim known for modality '{missing[0]}'")
-        self.dims = {m: int(dims[m]) for m in self.modalities}
-        num_mod, hidden, k = len(self.modalities), backbone.hidden_size, cfg.num_fusion_tokens
+        self.loss_cfg = loss_cfg or LossConfig()
+        k = cfg.num_fusion_tokens if cfg.lmrf else 0
+        num_mod, hidden = len(self.modalities), backbone.hidden_size
         self.hidden = hidden
         self.backbone = backbone.decoder
         self.projections = nn.ModuleDict(
-            {m: ModalityProjection(self.dims[m], hidden, cfg.dropout) for m in self.modalities})
+            {m: TimeProjection(self.dims[m], hidden, cfg.dropout) for m in self.modalities})
 
         # Added tokens: <m_start>, <m_end>, <missing_m> per modality, then K fusion tokens. Held as a
         # table of their own (not new vocabulary rows), initialised as typical vocabulary rows.
@@ -139,19 +112,23 @@ class LIMSSR(nn.Module):
         # Prompt token ids for every non-empty subset, tokenised once.
         names = [cfg.prompt_names.get(m, m) for m in self.modalities]
         subsets = all_subsets(num_mod)
-        ids = [backbone.tokenizer(prompt_text(s, names), add_special_tokens=False)["input_ids"] for s in subsets]
+        ids = [backbone.tokenizer(prompt_text(s, names), add_special_tokens=False)["input_ids"] if cfg.pcmi else []
+               for s in subsets]
         longest = max(len(i) for i in ids)
-        self.register_buffer("prompt_ids", torch.tensor([i + [0] * (longest - len(i)) for i in ids]), persistent=False)
+        self.register_buffer("prompt_ids", torch.tensor([i + [0] * (longest - len(i)) for i in ids], dtype=torch.long),
+                             persistent=False)
         self.register_buffer("prompt_len", torch.tensor([len(i) for i in ids]), persistent=False)
         lookup = torch.full((2**num_mod,), -1, dtype=torch.long)
         for s, subset in enumerate(subsets):
             lookup[sum(1 << j for j, present in enumerate(subset) if present)] = s
         self.register_buffer("subset_of_code", lookup, persistent=False)
 
-        self.path1 = FusionTokenHead(hidden, num_mod, k, cfg.dropout)
-        self.path2 = ModalitySpanHead(hidden, num_mod, cfg.attention_heads, cfg.dropout, cfg.confidence_init)
-        init = torch.tensor(cfg.mix_init)
-        self.mix = nn.Parameter(init if cfg.final_mix == "linear" else torch.logit(init))
+        self.path1 = FusionTokenHead(hidden, num_mod, max(k, 1), cfg.dropout) if cfg.path1 else None
+        self.path2 = (ModalitySpanHead(hidden, num_mod, cfg.attention_heads, cfg.dropout, cfg.confidence_init)
+                      if cfg.path2 else None)
+        if cfg.path1 and cfg.path2:
+            init = torch.tensor(cfg.mix_init)
+            self.mix = nn.Parameter(init if cfg.final_mix == "linear" else torch.logit(init))
 
     # ------------------------------------------------------------------ sequence assembly (PCMI)
 
@@ -165,12 +142,11 @@ class LIMSSR(nn.Module):
         blocks = []
         for j, m in enumerate(self.modalities):
             rows = mask[:, j, None] & valid  # real steps of samples that show this modality
-            content = self._token(2, j).expand(bsz, steps, self.hidden)
-            if rows.any():
-                projected = self.projections[m](features[m][rows]).float()
-                scattered = projected.new_zeros(bsz, steps, self.hidden)
-                scattered[rows] = projected
-                content = torch.where(mask[:, j, None, None], scattered, content)
+            projected = self.projections[m].sequence(features[m], rows)
+            if self.cfg.pcmi:  # missing spans hold the learned <missing_m> placeholder
+                content = torch.where(mask[:, j, None, None], projected, self._token(2, j).expand(bsz, steps, -1))
+            else:  # ablation: missing spans zero-filled
+                content = projected
             start = self._token(0, j).expand(bsz, 1, self.hidden)
             end = self._token(1, j).expand(bsz, 1, self.hidden)
             blocks.append(torch.cat([start, content, end], dim=1))
@@ -179,7 +155,7 @@ class LIMSSR(nn.Module):
     def assemble(self, features: dict[str, torch.Tensor], mask: torch.Tensor, valid: torch.Tensor):
         """Input embeddings (B, L, H), attention mask (B, L), position ids (B, L) and the layout."""
         bsz, steps = valid.shape
-        num_mod, k = len(self.modalities), self.cfg.num_fusion_tokens
+        num_mod, k = len(self.modalities), self.cfg.num_fusion_tokens if self.cfg.lmrf else 0
         codes = (mask.long() << torch.arange(num_mod, device=mask.device)).sum(dim=1)
         subset = self.subset_of_code[codes]
         if (subset < 0).any():
@@ -192,7 +168,7 @@ class LIMSSR(nn.Module):
         blocks = self._modality_blocks(features, mask, valid)  # in modality order
         order = layout.modality_at[:, :, None, None].expand(-1, -1, steps + 2, self.hidden)
         body = torch.cat([blocks.gather(1, order).flatten(1, 2),
-                          self.added_tokens[3 * num_mod:].expand(bsz, k, self.hidden)], dim=1)
+                          self.added_tokens[3 * num_mod:3 * num_mod + k].expand(bsz, k, self.hidden)], dim=1)
         full = torch.cat([prompt, body], dim=1)  # prompts padded to pmax, then the body
 
         total = layout.total
@@ -215,19 +191,34 @@ class LIMSSR(nn.Module):
         embeds, attend, positions, layout = self.assemble(features, mask, valid)
         hidden = self.backbone(inputs_embeds=embeds, attention_mask=None if bool(attend.all()) else attend.long(),
                                position_ids=positions).last_hidden_state.float()
-        return self.heads(hidden, layout, mask, valid)
+        return self.heads(hidden, layout, mask, valid, attend)
 
-    def heads(self, hidden: torch.Tensor, layout: Layout, mask: torch.Tensor, valid: torch.Tensor) -> LimssrOutput:
+    def heads(self, hidden: torch.Tensor, layout: Layout, mask: torch.Tensor, valid: torch.Tensor,
+              attend: torch.Tensor) -> LimssrOutput:
         k, steps = layout.num_fusion, layout.steps
         bsz, num_mod = mask.shape
-        fusion_pos = layout.fusion_start[:, None] + torch.arange(k, device=hidden.device)
-        fusion = hidden.gather(1, fusion_pos[..., None].expand(-1, -1, self.hidden))
-        main = self.path1(fusion, mask)
-        span_pos = (layout.span_start[:, :, None] + torch.arange(steps, device=hidden.device)).flatten(1)
-        spans = hidden.gather(1, span_pos[..., None].expand(-1, -1, self.hidden)).view(bsz, num_mod, steps, self.hidden)
-        aux, fused = self.path2(spans, valid, mask)
-        w1 = self.mix if self.cfg.final_mix == "linear" else torch.sigmoid(self.mix)
-        return LimssrOutput(score=w1 * main + (1 - w1) * aux, main=main, aux=aux, fusion=fusion, fused=fused)
+        if k:
+            fusion_pos = layout.fusion_start[:, None] + torch.arange(k, device=hidden.device)
+            fusion = hidden.gather(1, fusion_pos[..., None].expand(-1, -1, self.hidden))
+        else:  # ablation without fusion tokens: Path 1 reads the mean of every real position
+            fusion = masked_mean(hidden, attend)[:, None, :]
+        main = self.path1(fusion, mask) if self.path1 is not None else None
+        aux = fused = None
+        if self.path2 is not None:
+            span_pos = (layout.span_start[:, :, None] + torch.arange(steps, device=hidden.device)).flatten(1)
+            spans = hidden.gather(1, span_pos[..., None].expand(-1, -1, self.hidden)).view(bsz, num_mod, steps, -1)
+            aux, fused = self.path2(spans, valid, mask)
+        if main is None or aux is None:
+            score = main if aux is None else aux
+        else:
+            w1 = self.mix if self.cfg.final_mix == "linear" else torch.sigmoid(self.mix)
+            score = w1 * main + (1 - w1) * aux
+        return LimssrOutput(score=score, main=main, aux=aux, fusion=fusion, fused=fused)
+
+    def loss(self, out: LimssrOutput, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        from limssr.losses import limssr_loss
+
+        return limssr_loss(out, target, self.loss_cfg)
 
     # ------------------------------------------------------------------ what a checkpoint holds
 
@@ -236,18 +227,3 @@ class LIMSSR(nn.Module):
         the BatchNorm running statistics (the whole embedding too when it trains)."""
         frozen = {f"backbone.{n}" for n, p in self.backbone.named_parameters() if not p.requires_grad}
         return {k: v for k, v in self.state_dict().items() if k not in frozen}
-
-    def load_trainable_state_dict(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-        expected = self.trainable_state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            detail = (f"missing '{missing[0]}'" if missing else f"unexpected '{unexpected[0]}'")
-            raise ValueError(f"{source} does not fit this model ({len(missing)} missing, {len(unexpected)} "
-                             f"unexpected tensors; {detail}): it was written for another architecture, "
-                             "backbone or set of modalities")
-        for key, value in state.items():
-            if value.shape != expected[key].shape:
-                raise ValueError(f"{source}: tensor '{key}' has shape {tuple(value.shape)}, this model "
-                                 f"expects {tuple(expected[key].shape)} (another backbone or feature dim?)")
-        self.load_state_dict(state, strict=False)

@@ -32,7 +32,7 @@ from limssr.data.samples import check_sample
 from limssr.evaluation import evaluate_subsets, predict, summarise
 from limssr.report import atomic_write_text, print_table, write_results
 from limssr.subsets import subset_name
-from limssr.training import (BEST_CHECKPOINT, LAST_CHECKPOINT, LimssrDataModule, LimssrModule, build_model,
+from limssr.training import (BEST_CHECKPOINT, LAST_CHECKPOINT, LimssrDataModule, TrainingModule, build_model,
                              make_dataset, make_loader, make_trainer, resolve_precision, selection_label)
 
 CONFIG_FILE = "config.yaml"
@@ -111,7 +111,7 @@ def _write_masks(run_dir: Path, dm: LimssrDataModule, modalities: list[str]) -> 
 
 
 def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Path | None = None,
-          progress: bool = True, callbacks: list | None = None) -> tuple[Path, LimssrModule, SampleSet]:
+          progress: bool = True, callbacks: list | None = None) -> tuple[Path, TrainingModule, SampleSet]:
     """Train a model; with `resume`, continue the run in that directory from its last checkpoint
     (its saved config is used and `cfg` is ignored). `callbacks` are extra Lightning callbacks."""
     quiet_libraries()
@@ -131,7 +131,7 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
         atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
     dm = LimssrDataModule(cfg, data)
     _write_masks(run_dir, dm, cfg.model.modalities)
-    module = LimssrModule(cfg)
+    module = TrainingModule(cfg)
     trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, extra_callbacks=callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     if trainer.interrupted:

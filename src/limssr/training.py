@@ -1,4 +1,4 @@
-"""Training with Lightning: the data module (where masking happens), the LIMSSR module, the trainer."""
+"""Training with Lightning: the data module (where masking happens), the training module, the trainer."""
 
 from __future__ import annotations
 
@@ -15,15 +15,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from limssr.backbone import Backbone, load_backbone
 from limssr.checkpoint import SafetensorsCheckpointIO
 from limssr.config import RunConfig, config_from_dict
 from limssr.data import SampleSet
 from limssr.data.dataset import AQADataset, Batch, collate, hide
-from limssr.losses import limssr_loss
 from limssr.masking import build_protocol
-from limssr.model import LIMSSR
-from limssr.sequence import prompt_text
 from limssr.metrics import mse, spearman
 from limssr.subsets import all_subsets, subset_name
 
@@ -172,14 +168,11 @@ class MaskLogWriter(L.Callback):
             writer.writerows(rows)
 
 
-def build_model(cfg: RunConfig, backbone: Backbone | None = None) -> LIMSSR:
-    """The LIMSSR model a resolved config describes (backbone weights loaded, heads initialised)."""
-    if backbone is None:
-        names = [cfg.model.prompt_names.get(m, m) for m in cfg.model.modalities]
-        texts = [prompt_text(s, names) for s in all_subsets(len(names))]
-        backbone = load_backbone(cfg.model.backbone, cfg.model.lora, cfg.model.train_embeddings,
-                                 prompt_texts=texts, seed=cfg.seed)
-    return LIMSSR(cfg.model, backbone, cfg.model.dims)
+def build_model(cfg: RunConfig):
+    """The method a resolved config names (LIMSSR by default), initialised; see limssr.methods."""
+    from limssr.methods import build_method
+
+    return build_method(cfg)
 
 
 def lr_factor(epoch: int, epochs: int, warmup: int, decay_rate: float) -> float:
@@ -191,10 +184,10 @@ def lr_factor(epoch: int, epochs: int, warmup: int, decay_rate: float) -> float:
     return decay_rate + (1 - decay_rate) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-class LimssrModule(L.LightningModule):
-    """Optimisation of a LIMSSR model: loss, AdamW, per-epoch warm-up + cosine schedule."""
+class TrainingModule(L.LightningModule):
+    """Optimisation of any method: its loss, AdamW, per-epoch warm-up + cosine schedule."""
 
-    def __init__(self, cfg: RunConfig, model: LIMSSR | None = None):
+    def __init__(self, cfg: RunConfig, model=None):
         super().__init__()
         self.cfg = cfg
         self.model = model if model is not None else build_model(cfg)
@@ -205,14 +198,18 @@ class LimssrModule(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int):
         out = self(batch)
-        losses = limssr_loss(out, batch.label, self.cfg.loss)
+        losses = self.model.loss(out, batch.label)
         if not torch.isfinite(losses["loss"]):
             raise FloatingPointError(f"non-finite training loss at epoch {self.current_epoch}, step "
                                      f"{self.global_step} (batch {batch.names[:3]}...)")
         self.log("loss", losses["loss"], prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch))
-        for name in ("mse", "triplet", "consistency"):
-            self.log(f"train/{name}", losses[name], on_step=False, on_epoch=True, batch_size=len(batch))
+        for name, value in losses.items():
+            if name != "loss":
+                self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=len(batch))
         return losses["loss"]
+
+    def on_train_epoch_start(self) -> None:
+        self.model.set_epoch(self.current_epoch)
 
     def on_validation_epoch_start(self) -> None:
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
