@@ -104,3 +104,44 @@ def test_trainable_state_holds_no_frozen_backbone_weight(tiny_model):
     backbone_keys = [k for k in state if k.startswith("backbone.")]
     assert backbone_keys and all("lora_" in k for k in backbone_keys)
     assert "added_tokens" in state and "projections.video.bn1.running_mean" in state
+
+
+def test_shared_prompt_prefix_gives_the_same_scores_and_gradients(tiny_backbone_factory):
+    """Running each distinct prompt once and sharing its keys/values is the same computation as the
+    whole sequence per sample: in training (per batch) and at inference (cached)."""
+    import dataclasses
+
+    from limssr.model import LIMSSR
+
+    feats = random_inputs(batch=5, steps=6)
+    mask = torch.tensor([[1, 1, 1], [0, 1, 0], [1, 0, 1], [0, 1, 0], [1, 1, 0]], dtype=torch.bool)
+    valid = torch.ones(5, 6, dtype=torch.bool)
+    valid[2, 4:] = False
+    torch.manual_seed(0)
+    backbone, cfg = tiny_backbone_factory(dropout=0.0)
+    shared = LIMSSR(cfg, backbone, DIMS)
+    full = LIMSSR(dataclasses.replace(cfg, share_prompt=False), backbone, DIMS)
+    full.load_state_dict(shared.state_dict())
+    for model in (shared, full):
+        model.backbone.eval()  # no LoRA dropout, so both paths are deterministic
+        model.projections.eval()
+    a, b = shared(feats, mask, valid), full(feats, mask, valid)
+    torch.testing.assert_close(a.score, b.score, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a.fusion, b.fusion, atol=1e-4, rtol=1e-4)
+    (a.score.sum() + a.fusion.sum()).backward()
+    grads_a = {n: p.grad.clone() for n, p in shared.named_parameters() if p.grad is not None}
+    shared.zero_grad(), full.zero_grad()  # the two share the backbone; their other weights are copies
+    (b.score.sum() + b.fusion.sum()).backward()
+    grads_b = {n: p.grad.clone() for n, p in full.named_parameters() if p.grad is not None}
+    assert grads_a.keys() == grads_b.keys() and any("lora_A" in n for n in grads_a)
+    for n in grads_a:
+        torch.testing.assert_close(grads_a[n], grads_b[n], atol=1e-4, rtol=1e-3)
+    shared.eval(), full.eval()
+    with torch.no_grad():
+        first = shared(feats, mask, valid).score
+        again = shared(feats, mask, valid).score  # from the cached prefix
+        torch.testing.assert_close(first, full(feats, mask, valid).score, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(again, first)
+    assert shared._prefix_cache is not None
+    shared.train()
+    assert shared._prefix_cache is None

@@ -205,6 +205,10 @@ def load_backbone(spec: str, lora: LoraSettings, train_embeddings: bool = False,
         except ValueError as err:
             raise BackboneError(f"LoRA: {err} (set model.lora.target_modules to module names of "
                                 f"backbone '{spec}')") from None
+        if lora.fast_dropout:
+            from limssr.layers import use_fast_dropout
+
+            use_fast_dropout(decoder)
     if train_embeddings:
         decoder.get_input_embeddings().weight.requires_grad_(True)
     return Backbone(decoder=decoder, tokenizer=tokenizer, hidden_size=decoder.config.hidden_size, name=spec)

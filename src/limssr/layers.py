@@ -53,3 +53,38 @@ def masked_mean(x: torch.Tensor, valid: torch.Tensor, dim: int = 1) -> torch.Ten
     """Mean of `x` over `dim` where `valid` (broadcastable, without the feature axis) is True."""
     w = valid.to(x.dtype).unsqueeze(-1)
     return (x * w).sum(dim=dim) / w.sum(dim=dim).clamp(min=1.0)
+
+
+class FastDropout(nn.Module):
+    """Dropout whose masks come from 64-bit random words split into 15-bit integers: the same
+    Bernoulli distribution as `nn.Dropout` with p rounded to a multiple of 1/32768 (0.1 becomes
+    0.100006), about three times cheaper to draw on a CPU, where drawing masks is a large share of a
+    LoRA training step (one mask per LoRA layer and step)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+        self.threshold = int(round(self.p * 32768))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.threshold == 0:
+            return x
+        n = x.numel()
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_()
+        draws = words.view(torch.int16)[:n].view(x.shape) & 0x7FFF  # uniform on [0, 32768)
+        return x * (draws >= self.threshold).to(x.dtype) * (1.0 / (1.0 - self.threshold / 32768))
+
+    def extra_repr(self) -> str:
+        return f"p={self.threshold / 32768:.6f}"
+
+
+def use_fast_dropout(module: nn.Module) -> int:
+    """Replace every `nn.Dropout` inside LoRA layers (`lora_dropout`) by `FastDropout`; returns how many."""
+    count = 0
+    for name, sub in module.named_modules():
+        if name.endswith("lora_dropout") and isinstance(sub, nn.ModuleDict):
+            for key, drop in sub.items():
+                if isinstance(drop, nn.Dropout) and drop.p > 0:
+                    sub[key] = FastDropout(drop.p)
+                    count += 1
+    return count

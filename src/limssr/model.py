@@ -152,46 +152,112 @@ class LIMSSR(Method):
             blocks.append(torch.cat([start, content, end], dim=1))
         return torch.stack(blocks, dim=1)
 
-    def assemble(self, features: dict[str, torch.Tensor], mask: torch.Tensor, valid: torch.Tensor):
-        """Input embeddings (B, L, H), attention mask (B, L), position ids (B, L) and the layout."""
-        bsz, steps = valid.shape
-        num_mod, k = len(self.modalities), self.cfg.num_fusion_tokens if self.cfg.lmrf else 0
-        codes = (mask.long() << torch.arange(num_mod, device=mask.device)).sum(dim=1)
+    def _subsets(self, mask: torch.Tensor) -> torch.Tensor:
+        """Index of each sample's subset (its prompt) from its mask (B, M)."""
+        codes = (mask.long() << torch.arange(mask.shape[1], device=mask.device)).sum(dim=1)
         subset = self.subset_of_code[codes]
         if (subset < 0).any():
             raise ValueError("every sample needs at least one modality in its mask")
-        plen = self.prompt_len[subset]
-        layout = build_layout(mask, plen, steps, k)
-        pmax = int(plen.max())
-        prompt = self.backbone.get_input_embeddings()(self.prompt_ids[subset, :pmax]).float()
+        return subset
 
+    def _body(self, features, mask, valid):
+        """Everything after the prompt: embeddings (B, Lb, H), which positions attend (B, Lb), and the
+        layout in body coordinates (prompt length 0)."""
+        bsz, steps = valid.shape
+        num_mod, k = len(self.modalities), self.cfg.num_fusion_tokens if self.cfg.lmrf else 0
+        layout = build_layout(mask, torch.zeros(bsz, dtype=torch.long, device=mask.device), steps, k)
         blocks = self._modality_blocks(features, mask, valid)  # in modality order
         order = layout.modality_at[:, :, None, None].expand(-1, -1, steps + 2, self.hidden)
         body = torch.cat([blocks.gather(1, order).flatten(1, 2),
                           self.added_tokens[3 * num_mod:3 * num_mod + k].expand(bsz, k, self.hidden)], dim=1)
-        full = torch.cat([prompt, body], dim=1)  # prompts padded to pmax, then the body
-
-        total = layout.total
-        pos = torch.arange(total, device=mask.device).expand(bsz, -1)
-        src = torch.where(pos < plen[:, None], pos, pmax + pos - plen[:, None]).clamp(max=full.shape[1] - 1)
-        embeds = full.gather(1, src[..., None].expand(-1, -1, self.hidden))
-
-        attend = pos < layout.length[:, None]
+        attend = torch.ones(body.shape[:2], dtype=torch.bool, device=mask.device)
         if self.cfg.mask_padding and not bool(valid.all()):
             span_pos = (layout.span_start[:, :, None] + torch.arange(steps, device=mask.device)).flatten(1)
             attend = attend.scatter(1, span_pos, valid[:, None, :].expand(-1, num_mod, -1).flatten(1))
+        return body, attend, layout
+
+    def assemble(self, features: dict[str, torch.Tensor], mask: torch.Tensor, valid: torch.Tensor):
+        """The whole sequence: input embeddings (B, L, H), attention mask (B, L), position ids (B, L)
+        and the layout. Each sample's sequence starts at 0; shorter ones are padded at the end."""
+        bsz, steps = valid.shape
+        subset = self._subsets(mask)
+        plen = self.prompt_len[subset]
+        pmax = int(plen.max())
+        prompt = self.backbone.get_input_embeddings()(self.prompt_ids[subset, :pmax]).float()
+        body, body_attend, _ = self._body(features, mask, valid)
+        layout = build_layout(mask, plen, steps, self.cfg.num_fusion_tokens if self.cfg.lmrf else 0)
+        full = torch.cat([prompt, body], dim=1)  # prompts padded to pmax, then the body
+        pos = torch.arange(layout.total, device=mask.device).expand(bsz, -1)
+        src = torch.where(pos < plen[:, None], pos, pmax + pos - plen[:, None]).clamp(max=full.shape[1] - 1)
+        embeds = full.gather(1, src[..., None].expand(-1, -1, self.hidden))
+        attend = torch.cat([torch.ones_like(body_attend[:, :1]).expand(-1, pmax), body_attend], dim=1)
+        attend = attend.gather(1, src) & (pos < layout.length[:, None])
         positions = (attend.long().cumsum(dim=1) - 1).clamp(min=0)
         return embeds, attend, positions, layout
+
+    # ------------------------------------------------------------------ the prompt prefix, computed once
+
+    def _prefix(self, subsets: torch.Tensor):
+        """Keys and values of the prompts of `subsets` (U,), right-padded to the longest: a list of
+        (keys, values) per layer, each (U, kv_heads, Pmax, head_dim), and the prompt lengths (U,)."""
+        plen = self.prompt_len[subsets]
+        pmax = int(plen.max())
+        embeds = self.backbone.get_input_embeddings()(self.prompt_ids[subsets, :pmax]).float()
+        attend = torch.arange(pmax, device=plen.device)[None, :] < plen[:, None]
+        out = self.backbone(inputs_embeds=embeds, attention_mask=None if bool(attend.all()) else attend.long(),
+                            use_cache=True)
+        return [(layer.keys, layer.values) for layer in out.cache.layers], plen
+
+    def _cached_prefix(self):
+        """All subsets' prompt keys/values, computed once per weights and precision (inference only)."""
+        key = (torch.is_autocast_enabled(self.prompt_ids.device.type),
+               torch.get_autocast_dtype(self.prompt_ids.device.type), self.prompt_ids.device)
+        if getattr(self, "_prefix_cache", None) is None or self._prefix_cache[0] != key:
+            with torch.no_grad():
+                self._prefix_cache = (key, self._prefix(torch.arange(len(self.prompt_len), device=self.prompt_ids.device)))
+        return self._prefix_cache[1]
+
+    def train(self, mode: bool = True):
+        self._prefix_cache = None  # weights may change: computed prefixes are stale
+        return super().train(mode)
+
+    def _shares_prefix(self) -> bool:
+        return (self.cfg.share_prompt and self.cfg.pcmi and self.cfg.lmrf
+                and not getattr(self.backbone, "is_gradient_checkpointing", False))
 
     # ------------------------------------------------------------------ forward
 
     def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor, time_mask: torch.Tensor) -> LimssrOutput:
         """features: modality -> (B, T, D); mask (B, M) shown modalities; time_mask (B, T) real steps."""
         valid = time_mask if self.cfg.mask_padding else torch.ones_like(time_mask)
+        if self._shares_prefix():
+            return self._forward_with_prefix(features, mask, valid)
         embeds, attend, positions, layout = self.assemble(features, mask, valid)
         hidden = self.backbone(inputs_embeds=embeds, attention_mask=None if bool(attend.all()) else attend.long(),
                                position_ids=positions).last_hidden_state.float()
         return self.heads(hidden, layout, mask, valid, attend)
+
+    def _forward_with_prefix(self, features, mask, valid) -> LimssrOutput:
+        """The same computation with each distinct prompt run once (per batch in training, once for
+        good at inference) and its keys/values shared by the samples that use it."""
+        from transformers import DynamicCache
+
+        subset = self._subsets(mask)
+        if self.training:
+            uniq, inverse = torch.unique(subset, return_inverse=True)
+            kv, plen_u = self._prefix(uniq)
+        else:
+            (kv, plen_u), inverse = self._cached_prefix(), subset
+        plen = plen_u[inverse]
+        pmax = kv[0][0].shape[2]
+        body, body_attend, layout = self._body(features, mask, valid)
+        cache = DynamicCache(ddp_cache_data=[(k[inverse], v[inverse]) for k, v in kv])
+        prefix_attend = torch.arange(pmax, device=mask.device)[None, :] < plen[:, None]
+        attend = torch.cat([prefix_attend, body_attend], dim=1)
+        positions = plen[:, None] + body_attend.long().cumsum(dim=1) - 1
+        hidden = self.backbone(inputs_embeds=body, cache=cache, use_cache=True, position_ids=positions,
+                               attention_mask=None if bool(attend.all()) else attend.long()).last_hidden_state.float()
+        return self.heads(hidden, layout, mask, valid, body_attend)
 
     def heads(self, hidden: torch.Tensor, layout: Layout, mask: torch.Tensor, valid: torch.Tensor,
               attend: torch.Tensor) -> LimssrOutput:
@@ -225,5 +291,26 @@ class LIMSSR(Method):
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Everything but the frozen backbone weights: LoRA, added tokens, projections, heads, and
         the BatchNorm running statistics (the whole embedding too when it trains)."""
+        if getattr(self, "inference_only", False):
+            raise RuntimeError("this model's LoRA weights were merged for inference; it has no separate "
+                               "trainable weights any more (save before prepare_inference)")
         frozen = {f"backbone.{n}" for n, p in self.backbone.named_parameters() if not p.requires_grad}
         return {k: v for k, v in self.state_dict().items() if k not in frozen}
+
+    # ------------------------------------------------------------------ speed
+
+    def store_frozen_weights(self, dtype: torch.dtype) -> None:
+        for p in self.backbone.parameters():
+            if not p.requires_grad:
+                p.data = p.data.to(dtype)
+
+    def prepare_inference(self, precision: str) -> "LIMSSR":
+        """Merge the LoRA adapters into the backbone weights (no adapter work per token), store the
+        backbone in bf16 when scoring runs in bf16, and score with the cached prompt prefixes."""
+        if hasattr(self.backbone, "merge_and_unload"):
+            self.backbone = self.backbone.merge_and_unload()
+            self.inference_only = True
+        if precision == "bf16-mixed":
+            self.backbone.to(torch.bfloat16)
+        self._prefix_cache = None
+        return self.eval()

@@ -238,8 +238,8 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
     test = make_dataset(cfg, data, data.split("test"), train=False)
     loader = make_loader(test, cfg.eval.batch_size, shuffle=False)
     device = best_device()
-    model = model.to(device).eval()
     precision = resolve_precision(cfg.train.precision)
+    model = model.to(device).prepare_inference(precision)
     t0 = time.time()
     preds = evaluate_subsets(model, test, loader, device, precision,
                              progress=(lambda n: print(f"  evaluated subset {{{','.join(n)}}}", flush=True))
@@ -290,7 +290,8 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | Non
                          test_crop=cfg.data.test_crop)
     loader = make_loader(dataset, cfg.eval.batch_size, shuffle=False)
     device = next(model.parameters()).device
-    preds = predict(model, loader, None, device, resolve_precision(cfg.train.precision), 1.0)
+    precision = resolve_precision(cfg.train.precision)
+    preds = predict(model.prepare_inference(precision), loader, None, device, precision, 1.0)
     score_range = float(cfg.data.score_range)
     buf = io.StringIO()
     writer = csv.writer(buf)

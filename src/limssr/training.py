@@ -34,10 +34,11 @@ def make_dataset(cfg: RunConfig, data: SampleSet, samples: list, train: bool) ->
 
 
 def make_loader(dataset: AQADataset, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:
+    """Batches from in-memory samples (no file is read here); pinned memory when a GPU is used."""
     pad_to = dataset.clip_num if (dataset.train or dataset.test_crop == "center") else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       collate_fn=partial(collate, modalities=dataset.modalities, pad_to=pad_to),
-                      persistent_workers=num_workers > 0)
+                      persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
 
 
 def carve_validation(samples: list, fraction: float, seed: int) -> tuple[list, list]:
@@ -104,8 +105,15 @@ class LimssrDataModule(L.LightningDataModule):
             self.val_masks = torch.from_numpy(masks)
         self.mask_log: list[list] = []
 
+    def _batch_size(self, batch_size: int) -> int:
+        """Per process: the configured batch is split among the data-parallel processes."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if batch_size % world:
+            raise ValueError(f"train.batch_size={batch_size} must be divisible by the {world} processes")
+        return batch_size // world
+
     def train_dataloader(self) -> DataLoader:
-        return make_loader(self.train_set, self.cfg.train.batch_size, shuffle=True,
+        return make_loader(self.train_set, self._batch_size(self.cfg.train.batch_size), shuffle=self.cfg.train.shuffle,
                            num_workers=self.cfg.train.num_workers)
 
     def val_dataloader(self):
@@ -211,6 +219,15 @@ class TrainingModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.model.set_epoch(self.current_epoch)
 
+    def on_fit_start(self) -> None:
+        t = self.cfg.train
+        if t.bf16_weights and str(self.trainer.precision).startswith("bf16"):
+            self.model.store_frozen_weights(torch.bfloat16)
+        backbone = getattr(self.model, "backbone", None)
+        if t.gradient_checkpointing and backbone is not None:
+            base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
     def on_validation_epoch_start(self) -> None:
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -220,8 +237,10 @@ class TrainingModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val:
             return
-        pred = torch.cat([p for p, _ in self._val]).numpy()
-        label = torch.cat([y for _, y in self._val]).numpy()
+        pred, label = torch.cat([p for p, _ in self._val]), torch.cat([y for _, y in self._val])
+        if self.trainer.world_size > 1:  # every process scored its share of the validation split
+            pred, label = self.all_gather(pred).flatten().cpu(), self.all_gather(label).flatten().cpu()
+        pred, label = pred.numpy(), label.numpy()
         rng = float(self.cfg.data.score_range or 1.0)
         self.log("val/spearman", spearman(pred, label), prog_bar=True)
         self.log("val/mse", mse(pred * rng, label * rng), prog_bar=True)
@@ -302,7 +321,8 @@ def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True
     if enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     return L.Trainer(
-        max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices,
+        max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
+        strategy=t.strategy, sync_batchnorm=t.sync_batchnorm,
         precision=resolve_precision(t.precision), gradient_clip_val=t.grad_clip,
         logger=csv_logger(run_dir), callbacks=callbacks,
         plugins=[SafetensorsCheckpointIO()], deterministic=t.deterministic,

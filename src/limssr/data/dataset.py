@@ -23,13 +23,16 @@ class Batch:
     index: torch.Tensor  # (B,) sample index in its dataset
     names: list[str]
 
+    def _map(self, fn) -> "Batch":
+        return Batch(features={m: fn(x) for m, x in self.features.items()}, time_mask=fn(self.time_mask),
+                     available=fn(self.available), mask=fn(self.mask), label=fn(self.label), index=fn(self.index),
+                     names=self.names)
+
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(
-            features={m: x.to(device) for m, x in self.features.items()},
-            time_mask=self.time_mask.to(device), available=self.available.to(device),
-            mask=self.mask.to(device), label=self.label.to(device), index=self.index.to(device),
-            names=self.names,
-        )
+        return self._map(lambda x: x.to(device, non_blocking=True))
+
+    def pin_memory(self) -> "Batch":
+        return self._map(lambda x: x.pin_memory())
 
     def __len__(self) -> int:
         return len(self.names)

@@ -42,6 +42,13 @@ class Method(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def prepare_inference(self, precision: str) -> "Method":
+        """Make the model fast for scoring (merging adapters, casting); it may not train afterwards."""
+        return self.eval()
+
+    def store_frozen_weights(self, dtype: torch.dtype) -> None:
+        """Keep frozen weights in `dtype` (with bf16 autocast they are cast to bf16 anyway)."""
+
     def loss(self, out: ScoreOutput, target: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
