@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -105,6 +107,30 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every method")
 
     sub.add_parser("methods", help="list the methods and ablations", formatter_class=Formatter)
+
+    be = sub.add_parser("bench", help="speed and memory: limssr's fast path against a reference-equivalent setup",
+                        description="Measure, in one run on this machine and at one set of shapes, the training "
+                                    "step time, samples/s, peak memory and inference samples/s of (a) a "
+                                    "reference-equivalent configuration (fp32, vocabulary logits computed, whole "
+                                    "embedding trainable, features re-read per sample, LoRA unmerged) and (b) "
+                                    "limssr's fast path, each in its own process; print the ratios and write JSON. "
+                                    "Also times the pickled-dict loader against limssr's read-once dataset.",
+                        formatter_class=Formatter)
+    be.add_argument("--backbone", default="default", metavar="NAME|PATH", help="default, tiny, tiny-qwen or a path")
+    be.add_argument("--preset", default="fs1000-tes", metavar="NAME",
+                    help="shapes (batch, clip_num, feature dims) from this preset (default: fs1000-tes: 8 x 95)")
+    be.add_argument("--batch", type=int, metavar="N", help="override the batch size")
+    be.add_argument("--clips", type=int, metavar="T", help="override the clip count T")
+    be.add_argument("--steps", type=int, default=3, metavar="N", help="timed training steps (default: 3)")
+    be.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed warm-up steps (default: 1)")
+    be.add_argument("--infer-batches", type=int, default=3, metavar="N", help="timed inference batches (default: 3)")
+    be.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="fast path precision")
+    be.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda when available)")
+    be.add_argument("--only", choices=["reference", "fast"], help="measure one configuration only")
+    be.add_argument("--loader-videos", type=int, default=500, metavar="N",
+                    help="videos in the loader benchmark's dict files (Fis-V size: 500; 0 skips it)")
+    be.add_argument("--peak-tflops", type=float, metavar="X", help="peak bf16 TFLOP/s for the utilisation figure")
+    be.add_argument("--out", metavar="FILE", help="JSON report (default: bench-<time>.json)")
 
     data = sub.add_parser("data", help="check, convert or synthesize datasets",
                           description="Work with data directories: the released FS1000, Fis-V and RG layouts "
@@ -227,6 +253,21 @@ def run(argv: list[str] | None = None) -> int:
             print(f"  {name:24s} LIMSSR ablation: {' '.join(keys)}")
         print(f"  {'limssr-k<N>':24s} LIMSSR with N fusion tokens")
         return 0
+    if args.command == "bench":
+        from limssr.bench import compare, print_report
+        from limssr.report import atomic_write_text
+
+        report = compare(backbone=args.backbone, preset=args.preset, batch=args.batch, clips=args.clips,
+                         steps=args.steps, warmup=args.warmup, infer_batches=args.infer_batches,
+                         precision=args.precision, device=args.device,
+                         kinds=(args.only,) if args.only else ("reference", "fast"),
+                         loader_videos=args.loader_videos, peak_tflops=args.peak_tflops)
+        report["command"] = "limssr " + " ".join(argv)
+        print_report(report)
+        out = Path(args.out) if args.out else runs.unique_dir(Path(f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"))
+        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+        print(f"report written to {out}")
+        return 0
     if args.command == "benchmark":
         from limssr.benchmark import run_benchmark
 
@@ -261,7 +302,10 @@ def run(argv: list[str] | None = None) -> int:
                 return 2
             run_dir, module, data = runs.train(None, resume=args.resume)
         else:
-            run_dir, module, data = runs.train(_train_config(args), out=args.out)
+            done = runs.train(_train_config(args), out=args.out)
+            if done is None:  # an extra process of a multi-process run: the main one reports
+                return 0
+            run_dir, module, data = done
         print(f"run written to {run_dir}")
         if not args.no_eval:
             runs.evaluate(run_dir, model=module.model.eval(), cfg=runs.read_run_config(run_dir), data=data)

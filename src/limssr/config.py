@@ -141,7 +141,6 @@ class TrainConfig:
     devices: int = 1  # processes / GPUs per node; batch_size is split among them
     num_nodes: int = 1
     strategy: str = "auto"  # "auto", "ddp", "ddp_spawn", "fsdp" (Lightning strategies)
-    sync_batchnorm: bool = False  # BatchNorm statistics over the whole batch across processes
     shuffle: bool = True  # shuffle the training set each epoch
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
     bf16_weights: bool = True  # with bf16 precision, keep the frozen backbone weights in bf16

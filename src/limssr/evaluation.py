@@ -38,7 +38,7 @@ def autocast_for(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model, loader, subset: tuple[bool, ...] | None, device: torch.device,
             precision: str, score_range: float) -> Predictions:
     """Score every sample of `loader` showing `subset` (None: whatever each sample has)."""

@@ -202,7 +202,7 @@ class LIMSSR(Method):
         (keys, values) per layer, each (U, kv_heads, Pmax, head_dim), and the prompt lengths (U,)."""
         plen = self.prompt_len[subsets]
         pmax = int(plen.max())
-        embeds = self.backbone.get_input_embeddings()(self.prompt_ids[subsets, :pmax]).float()
+        embeds = self.backbone.get_input_embeddings()(self.prompt_ids[subsets, :pmax]).to(self._input_dtype())
         attend = torch.arange(pmax, device=plen.device)[None, :] < plen[:, None]
         out = self.backbone(inputs_embeds=embeds, attention_mask=None if bool(attend.all()) else attend.long(),
                             use_cache=True)
@@ -216,6 +216,11 @@ class LIMSSR(Method):
             with torch.no_grad():
                 self._prefix_cache = (key, self._prefix(torch.arange(len(self.prompt_len), device=self.prompt_ids.device)))
         return self._prefix_cache[1]
+
+    def _input_dtype(self) -> torch.dtype:
+        """fp32 embeddings (an fp32 residual stream under autocast), unless the backbone was stored in
+        bf16 for inference (prepare_inference), which then runs in bf16 throughout."""
+        return torch.bfloat16 if getattr(self, "inference_dtype", None) == torch.bfloat16 else torch.float32
 
     def train(self, mode: bool = True):
         self._prefix_cache = None  # weights may change: computed prefixes are stale
@@ -233,7 +238,8 @@ class LIMSSR(Method):
         if self._shares_prefix():
             return self._forward_with_prefix(features, mask, valid)
         embeds, attend, positions, layout = self.assemble(features, mask, valid)
-        hidden = self.backbone(inputs_embeds=embeds, attention_mask=None if bool(attend.all()) else attend.long(),
+        hidden = self.backbone(inputs_embeds=embeds.to(self._input_dtype()),
+                               attention_mask=None if bool(attend.all()) else attend.long(),
                                position_ids=positions).last_hidden_state.float()
         return self.heads(hidden, layout, mask, valid, attend)
 
@@ -255,7 +261,8 @@ class LIMSSR(Method):
         prefix_attend = torch.arange(pmax, device=mask.device)[None, :] < plen[:, None]
         attend = torch.cat([prefix_attend, body_attend], dim=1)
         positions = plen[:, None] + body_attend.long().cumsum(dim=1) - 1
-        hidden = self.backbone(inputs_embeds=body, cache=cache, use_cache=True, position_ids=positions,
+        hidden = self.backbone(inputs_embeds=body.to(self._input_dtype()), cache=cache, use_cache=True,
+                               position_ids=positions,
                                attention_mask=None if bool(attend.all()) else attend.long()).last_hidden_state.float()
         return self.heads(hidden, layout, mask, valid, body_attend)
 
@@ -312,5 +319,6 @@ class LIMSSR(Method):
             self.inference_only = True
         if precision == "bf16-mixed":
             self.backbone.to(torch.bfloat16)
+            self.inference_dtype = torch.bfloat16
         self._prefix_cache = None
         return self.eval()

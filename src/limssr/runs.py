@@ -32,7 +32,7 @@ from limssr.data.samples import check_sample
 from limssr.evaluation import evaluate_subsets, predict, summarise
 from limssr.report import atomic_write_text, print_table, write_results
 from limssr.subsets import subset_name
-from limssr.training import (BEST_CHECKPOINT, LAST_CHECKPOINT, LimssrDataModule, TrainingModule, build_model,
+from limssr.training import (BEST_CHECKPOINT, is_worker_process, LAST_CHECKPOINT, LimssrDataModule, TrainingModule, build_model,
                              make_dataset, make_loader, make_trainer, resolve_precision, selection_label)
 
 CONFIG_FILE = "config.yaml"
@@ -115,27 +115,34 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
     """Train a model; with `resume`, continue the run in that directory from its last checkpoint
     (its saved config is used and `cfg` is ignored). `callbacks` are extra Lightning callbacks."""
     quiet_libraries()
+    worker = is_worker_process()
     if resume is not None:
         run_dir = Path(resume)
         cfg = read_run_config(run_dir)
         ckpt = run_dir / "checkpoints" / LAST_CHECKPOINT
         if not ckpt.is_file():
             raise RunError(f"'{run_dir}' has no checkpoint to resume from ({ckpt} is missing)")
+    elif worker:  # the main process has made the run directory and launched this one
+        run_dir, ckpt = Path(out), None
     else:
         run_dir, ckpt = prepare_run_dir(out, cfg), None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = load_data(cfg)
     cfg = resolve(cfg, data)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if ckpt is None:
-        atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
+    if not worker:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if ckpt is None:
+            atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
     dm = LimssrDataModule(cfg, data)
-    _write_masks(run_dir, dm, cfg.model.modalities)
+    if not worker:
+        _write_masks(run_dir, dm, cfg.model.modalities)
     module = TrainingModule(cfg)
     trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, extra_callbacks=callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     if trainer.interrupted:
         raise KeyboardInterrupt
+    if trainer.global_rank != 0:
+        return None
     selection = {"selection": cfg.train.selection, "label": selection_label(cfg), "epochs": cfg.train.epochs}
     if cfg.train.selection != "last":
         best = load_training_checkpoint(run_dir / "checkpoints" / BEST_CHECKPOINT)

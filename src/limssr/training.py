@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import warnings
 from functools import partial
 from pathlib import Path
@@ -290,10 +291,17 @@ class LastCheckpoint(ModelCheckpoint):
     FILE_EXTENSION = ".safetensors"
 
 
+def is_worker_process() -> bool:
+    """True in the extra processes a multi-process (DDP) run launches: they train but write nothing."""
+    return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
 def csv_logger(run_dir: Path) -> CSVLogger:
     """CSV logs in run_dir/logs/metrics.csv; rows of an earlier attempt are kept when a run resumes
     (Lightning's writer would delete the file)."""
     logger = CSVLogger(str(run_dir), name="logs", version="")
+    if is_worker_process():
+        return logger
     path = Path(logger.log_dir) / "metrics.csv"
     earlier = path.read_bytes() if path.is_file() else None
     with warnings.catch_warnings():
@@ -320,9 +328,15 @@ def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True
                                         enable_version_counter=False))
     if enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
+    strategy = t.strategy
+    if strategy in ("ddp", "ddp_spawn"):
+        # a batch need not show every modality, so some projections get no gradient in a process
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = DDPStrategy(find_unused_parameters=True, start_method="spawn" if t.strategy == "ddp_spawn" else "popen")
     return L.Trainer(
         max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
-        strategy=t.strategy, sync_batchnorm=t.sync_batchnorm,
+        strategy=strategy,
         precision=resolve_precision(t.precision), gradient_clip_val=t.grad_clip,
         logger=csv_logger(run_dir), callbacks=callbacks,
         plugins=[SafetensorsCheckpointIO()], deterministic=t.deterministic,

@@ -1,0 +1,336 @@
+"""`limssr bench`: how fast limssr trains and scores, against a reference-equivalent configuration.
+
+Both configurations run the same LIMSSR model, on the same machine, at the same shapes, each in its
+own process (so peak memory is its own):
+
+* reference: what the public code does: fp32, the full vocabulary logits computed (and discarded)
+  at every forward, the whole embedding matrix trainable, LoRA dropout from `nn.Dropout`, the whole
+  prompt run for every sample, features re-read from their files for every sample, and at inference
+  the LoRA adapters left unmerged;
+* fast: limssr's defaults: no vocabulary logits, only LoRA and the added tokens trainable, bf16
+  autocast where the hardware computes bf16 (frozen weights stored in bf16), faster LoRA dropout,
+  each distinct prompt run once per batch, features in memory; at inference LoRA merged into the
+  weights and the prompt prefixes' keys/values computed once and reused.
+
+A training step is forward + backward + gradient clipping + AdamW, with one modality subset per
+batch as the reference trains. Times are medians over the timed steps after warm-up. The loader
+benchmark compares re-reading the three pickled dict files per sample (the reference's Fis-V/RG
+loader) with limssr's read-once dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# dense bf16 peak of known accelerators, for model FLOPs utilisation (TFLOP/s)
+PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
+
+
+# ----------------------------------------------------------------------------- one configuration
+
+
+def _config(spec: dict):
+    from limssr.config import load_config
+
+    cfg = load_config(preset=spec["preset"], overrides=[f"model.backbone={spec['backbone']}", "data.path=/unused"])
+    dims = spec["dims"]
+    model = replace(cfg.model, modalities=list(dims), dims=dict(dims))
+    if spec["kind"] == "reference":
+        model = replace(model, train_embeddings=True, share_prompt=False,
+                        lora=replace(model.lora, fast_dropout=False))
+        train = replace(cfg.train, precision="fp32", bf16_weights=False)
+    else:
+        train = replace(cfg.train, precision=spec["precision"])
+    return replace(cfg, model=model, train=train)
+
+
+def _features(spec: dict, n: int, seed: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{m: rng.standard_normal((spec["clips"], d), dtype=np.float32) for m, d in spec["dims"].items()}
+            for _ in range(n)]
+
+
+class _FileBatches:
+    """The reference's data path: every sample's features re-read from one `.npy` per modality
+    (FS1000 layout: the video stored (T, 15, D) and averaged over the 15 tokens on every read)."""
+
+    def __init__(self, samples: list[dict], root: Path):
+        self.root = root
+        for i, feats in enumerate(samples):
+            for m, arr in feats.items():
+                stored = np.repeat(arr[:, None, :], 15, axis=1) if m == "video" else arr
+                np.save(root / f"{m}_{i}.npy", stored)
+        self.names = list(samples[0])
+
+    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        out = {}
+        for m in self.names:
+            arrs = []
+            for i in indices:
+                arr = np.load(self.root / f"{m}_{i}.npy", allow_pickle=False)
+                arrs.append(arr.mean(axis=1) if m == "video" else arr)
+            out[m] = torch.from_numpy(np.stack(arrs))
+        return out
+
+
+def _peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1e9
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # kB on Linux
+
+
+def run_one(spec: dict) -> dict:
+    """Measure one configuration (called in a fresh process by `compare`)."""
+    from limssr.evaluation import autocast_for
+    from limssr.subsets import all_subsets
+    from limssr.training import build_model, resolve_precision
+
+    torch.manual_seed(0)
+    cfg = _config(spec)
+    device = torch.device(spec["device"])
+    precision = resolve_precision(cfg.train.precision)
+    model = build_model(cfg).to(device)
+    reference = spec["kind"] == "reference"
+    kept = []
+    if reference:  # the reference computes the tied LM head over every position and throws it away
+        embedding = model.backbone.get_input_embeddings()
+        model.backbone.register_forward_hook(lambda mod, args, out: kept.append(out.last_hidden_state @ embedding.weight.t()))
+    elif precision == "bf16-mixed" and cfg.train.bf16_weights:
+        model.store_frozen_weights(torch.bfloat16)
+    bsz, steps, warm = spec["batch"], spec["steps"], spec["warmup"]
+    samples = _features(spec, bsz * (steps + warm), seed=1)
+    subsets = torch.tensor(all_subsets(len(spec["dims"])), dtype=torch.bool)
+    g = torch.Generator().manual_seed(0)
+    masks = [subsets[int(torch.randint(len(subsets), (), generator=g))].expand(bsz, -1) for _ in range(steps + warm)]
+    labels = torch.rand(steps + warm, bsz, generator=g)
+    time_mask = torch.ones(bsz, spec["clips"], dtype=torch.bool, device=device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _FileBatches(samples, Path(tmp)) if reference else None
+        in_memory = {m: torch.from_numpy(np.stack([s[m] for s in samples])) for m in spec["dims"]}
+
+        def batch(i: int) -> dict[str, torch.Tensor]:
+            idx = list(range(i * bsz, (i + 1) * bsz))
+            feats = files.batch(idx) if reference else {m: x[idx[0]:idx[-1] + 1] for m, x in in_memory.items()}
+            return {m: torch.where(masks[i][:, j, None, None], x, 0.0).to(device) for j, (m, x) in enumerate(feats.items())}
+
+        def train_step(i: int) -> None:
+            feats = batch(i)
+            with autocast_for(device, precision):
+                out = model(feats, masks[i].to(device), time_mask)
+            loss = model.loss(out, labels[i].to(device))["loss"]
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            kept.clear()
+
+        model.train()
+        times = []
+        for i in range(steps + warm):
+            _sync(device)
+            t0 = time.perf_counter()
+            train_step(i)
+            _sync(device)
+            if i >= warm:
+                times.append(time.perf_counter() - t0)
+        train_peak = _peak_memory_gb(device)
+        train_flops = _count_flops(lambda: train_step(0))
+
+        if not reference:
+            model.prepare_inference(precision)
+        model.eval()
+        infer_times = []
+        with torch.inference_mode():
+            for i in range(spec["infer_batches"] + 1):
+                _sync(device)
+                t0 = time.perf_counter()
+                feats = batch(i % (steps + warm))
+                with autocast_for(device, precision):
+                    model(feats, masks[i % len(masks)].to(device), time_mask).score.float().cpu()
+                kept.clear()
+                _sync(device)
+                if i:
+                    infer_times.append(time.perf_counter() - t0)
+
+    step = statistics.median(times)
+    infer = statistics.median(infer_times)
+    trainable = sum(p.numel() for p in params)
+    return {"kind": spec["kind"], "precision": precision, "device": str(device),
+            "train_step_s": step, "train_step_s_all": times, "train_samples_per_s": bsz / step,
+            "peak_memory_gb": train_peak, "inference_batch_s": infer, "inference_samples_per_s": bsz / infer,
+            "trainable_parameters": trainable, "train_step_tflop": train_flops / 1e12,
+            "achieved_tflops": train_flops / step / 1e12}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _count_flops(fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+# ----------------------------------------------------------------------------- the loader
+
+
+def loader_benchmark(n_videos: int, samples: int = 3, seed: int = 0) -> dict:
+    """Per-sample cost of re-reading the three pickled dict files (the reference's Fis-V/RG loader)
+    against limssr's dataset after its one read."""
+    from limssr.data.dataset import AQADataset
+    from limssr.data.safe_pickle import read_feature_dict
+    from limssr.data.samples import Sample
+
+    rng = np.random.default_rng(seed)
+    dims = {"video": 1024, "audio": 768, "flow": 1024}
+    names = [str(i + 1) for i in range(n_videos)]
+    lengths = rng.integers(124, 160, size=n_videos)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for m, d in dims.items():
+            paths[m] = Path(tmp) / f"FISV_{m}.npy"
+            np.save(paths[m], {n: rng.standard_normal((t, d), dtype=np.float32) for n, t in zip(names, lengths)},
+                    allow_pickle=True)
+        size = sum(p.stat().st_size for p in paths.values())
+        per_sample = []
+        for name in names[:samples]:
+            t0 = time.perf_counter()
+            feats = {m: read_feature_dict(p)[name] for m, p in paths.items()}  # as the reference, per sample
+            per_sample.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        tables = {m: read_feature_dict(p) for m, p in paths.items()}
+        first_load = time.perf_counter() - t0
+    data = [Sample(n, {m: tables[m][n] for m in dims}, 1.0) for n in names]
+    dataset = AQADataset(data, list(dims), dims, 45.0, clip_num=124, train=True)
+    t0 = time.perf_counter()
+    for i in range(len(dataset)):
+        dataset[i]
+    ours = (time.perf_counter() - t0) / len(dataset)
+    ref = statistics.median(per_sample)
+    del feats
+    return {"videos": n_videos, "dict_files_mb": size / 1e6, "reference_per_sample_s": ref,
+            "limssr_first_load_s": first_load, "limssr_per_sample_s": ours, "per_sample_speedup": ref / ours}
+
+
+# ----------------------------------------------------------------------------- the comparison
+
+
+def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | None = None, clips: int | None = None,
+            steps: int = 3, warmup: int = 1, infer_batches: int = 3, precision: str = "auto",
+            device: str | None = None, kinds: tuple[str, ...] = ("reference", "fast"), loader_videos: int = 500,
+            peak_tflops: float | None = None) -> dict:
+    """Run each configuration in its own process and the loader benchmark; returns the report."""
+    from limssr.config import load_config
+    from limssr.data.released import SPECS
+
+    cfg = load_config(preset=preset, overrides=["data.path=/unused"])
+    source = cfg.data.source
+    dims = ({"video": 768, "audio": 768, "flow": 1024} if source in ("fs1000", "synthetic")
+            else {"video": 1024, "audio": 768, "flow": 1024})
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    spec = {"backbone": backbone, "preset": preset, "batch": batch or cfg.train.batch_size,
+            "clips": clips or cfg.data.clip_num, "steps": steps, "warmup": warmup, "infer_batches": infer_batches,
+            "precision": precision, "device": device, "dims": dims}
+    results = {}
+    for kind in kinds:
+        proc = subprocess.run([sys.executable, "-m", "limssr.bench", json.dumps({**spec, "kind": kind})],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench of the {kind} configuration failed:\n{proc.stderr[-3000:]}")
+        results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = {"machine": _machine(device), "spec": spec, "configs": results}
+    if "reference" in results and "fast" in results:
+        ref, fast = results["reference"], results["fast"]
+        report["ratios"] = {
+            "train_step_speedup": ref["train_step_s"] / fast["train_step_s"],
+            "peak_memory_ratio": fast["peak_memory_gb"] / ref["peak_memory_gb"],
+            "inference_speedup": fast["inference_samples_per_s"] / ref["inference_samples_per_s"],
+        }
+    peak = peak_tflops or _peak_tflops(device)
+    if peak:
+        for r in results.values():
+            r["mfu"] = r["achieved_tflops"] / peak
+        report["peak_tflops"] = peak
+    if loader_videos:
+        report["loader"] = loader_benchmark(loader_videos)
+    _ = SPECS  # dims above follow the released datasets (FS1000: TimeSformer 768; Fis-V/RG: VST 1024)
+    return report
+
+
+def _peak_tflops(device: str) -> float | None:
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0)
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def _machine(device: str) -> dict:
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    else:
+        from limssr.training import cpu_has_bf16
+
+        info["cpu_bf16"] = cpu_has_bf16()
+        info["cpus"] = os.cpu_count()
+    return info
+
+
+def print_report(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    spec, cfgs = report["spec"], report["configs"]
+    table = Table(title=f"limssr bench: backbone {spec['backbone']}, batch {spec['batch']}, T={spec['clips']}, "
+                        f"{report['machine']['device']}")
+    table.add_column("")
+    for kind in cfgs:
+        table.add_column(f"{kind} ({cfgs[kind]['precision']})", justify="right")
+    if "ratios" in report:
+        table.add_column("fast / reference", justify="right")
+    rows = [("train step (s, median)", "train_step_s", "{:.3f}", "train_step_speedup", "{:.2f}x faster"),
+            ("train samples/s", "train_samples_per_s", "{:.2f}", None, None),
+            ("peak memory (GB)", "peak_memory_gb", "{:.2f}", "peak_memory_ratio", "{:.2f}x"),
+            ("inference samples/s", "inference_samples_per_s", "{:.2f}", "inference_speedup", "{:.2f}x"),
+            ("train TFLOP per step", "train_step_tflop", "{:.3f}", None, None),
+            ("achieved TFLOP/s", "achieved_tflops", "{:.3f}", None, None),
+            ("trainable parameters", "trainable_parameters", "{:,}", None, None)]
+    if any("mfu" in c for c in cfgs.values()):
+        rows.append(("model FLOPs utilisation", "mfu", "{:.1%}", None, None))
+    for label, key, fmt, ratio, rfmt in rows:
+        cells = [fmt.format(cfgs[k][key]) if key in cfgs[k] else "-" for k in cfgs]
+        if "ratios" in report:
+            cells.append(rfmt.format(report["ratios"][ratio]) if ratio else "")
+        table.add_row(label, *cells)
+    console = Console()
+    console.print(table)
+    if "loader" in report:
+        ld = report["loader"]
+        console.print(f"loader ({ld['videos']} videos, {ld['dict_files_mb']:.0f} MB of pickled dicts): re-reading per "
+                      f"sample {ld['reference_per_sample_s'] * 1e3:.1f} ms; limssr after one read "
+                      f"({ld['limssr_first_load_s']:.2f} s) {ld['limssr_per_sample_s'] * 1e6:.1f} us per sample: "
+                      f"{ld['per_sample_speedup']:.0f}x lower")
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_one(json.loads(sys.argv[1]))))

@@ -1,0 +1,111 @@
+"""The fast path: cheaper dropout with the same distribution, merged-LoRA inference with the same scores,
+bf16 frozen weights, `limssr bench`, and data-parallel training matching one process."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from limssr.layers import FastDropout, use_fast_dropout
+
+from conftest import DIMS, random_inputs
+
+
+def test_fast_dropout_distribution_and_memory():
+    torch.manual_seed(0)
+    drop = FastDropout(0.1).train()
+    x = torch.ones(1000, 1000, requires_grad=True)
+    y = drop(x)
+    zeros = (y == 0).float().mean().item()
+    assert abs(zeros - 0.1) < 0.002 and abs(y.mean().item() - 1.0) < 0.005
+    assert torch.allclose(y[y != 0], torch.tensor(1 / (1 - 3277 / 32768)))
+    y.sum().backward()
+    assert torch.equal(x.grad == 0, y == 0)
+    assert torch.equal(drop.eval()(x), x)
+    # only the boolean mask is kept for backward
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        drop.train()(x)
+    assert saved and all(t.dtype == torch.bool for t in saved)
+
+
+def test_lora_layers_get_the_fast_dropout(tiny_backbone_factory):
+    backbone, cfg = tiny_backbone_factory()
+    drops = [m for n, m in backbone.decoder.named_modules() if isinstance(m, FastDropout)]
+    assert len(drops) == 16 and all(abs(d.p - 0.1) < 1e-9 for d in drops)  # q, k, v, o x 4 layers
+    assert use_fast_dropout(backbone.decoder) == 0  # nothing left to replace
+
+
+def test_merged_inference_scores_as_the_trained_model(tiny_model):
+    feats = random_inputs(batch=4, steps=6)
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 1, 1], [0, 0, 1]], dtype=torch.bool)
+    valid = torch.ones(4, 6, dtype=torch.bool)
+    with torch.no_grad():
+        for p in tiny_model.backbone.parameters():  # LoRA B starts at zero: make the adapters matter
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+        before = tiny_model(feats, mask, valid).score
+        tiny_model.prepare_inference("32-true")
+        after = tiny_model(feats, mask, valid).score
+    assert not any("lora_" in n for n, _ in tiny_model.named_parameters())
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="merged"):
+        tiny_model.trainable_state_dict()
+
+
+def test_frozen_weights_in_bf16_trainable_in_fp32(tiny_model):
+    tiny_model.store_frozen_weights(torch.bfloat16)
+    for name, p in tiny_model.named_parameters():
+        assert p.dtype == (torch.float32 if p.requires_grad else torch.bfloat16), name
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = tiny_model.train()(random_inputs(batch=2, steps=4), torch.ones(2, 3, dtype=torch.bool),
+                                 torch.ones(2, 4, dtype=torch.bool))
+    out.score.float().sum().backward()
+    assert all(p.grad is not None for n, p in tiny_model.named_parameters() if "lora_B" in n)
+
+
+def test_bench_report(tmp_path):
+    from limssr.bench import compare
+
+    report = compare(backbone="tiny", preset="synthetic-quick", batch=4, clips=6, steps=1, warmup=0,
+                     infer_batches=1, loader_videos=12)
+    ref, fast = report["configs"]["reference"], report["configs"]["fast"]
+    assert ref["precision"] == "32-true"
+    assert ref["trainable_parameters"] > fast["trainable_parameters"]  # the whole embedding trains
+    for r in (ref, fast):
+        assert r["train_step_s"] > 0 and r["peak_memory_gb"] > 0 and r["inference_samples_per_s"] > 0
+    assert set(report["ratios"]) == {"train_step_speedup", "peak_memory_ratio", "inference_speedup"}
+    assert report["loader"]["per_sample_speedup"] > 1
+
+
+def _train(tmp_path, name, extra):
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(
+        "seed: 3\n"
+        "data: {clip_num: 6, synthetic: {n_train: 64, n_test: 48, clips: 8, dims: {video: 32, audio: 16, flow: 24}}}\n"
+        "model: {backbone: tiny, dropout: 0.0, lora: {dropout: 0.0}}\n"
+        "loss: {alpha: 0.0}\n"
+        "train: {epochs: 2, warmup: 1, selection: last, shuffle: false, accelerator: cpu}\n")
+    out = tmp_path / name
+    proc = subprocess.run([sys.executable, "-m", "limssr.cli", "train", "--config", str(cfg), "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "eval" / "results.json").read_text())
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
+    """Two gloo processes with half the batch each against one process with the whole batch (same
+    seed and data order, no dropout, no triplet term, gradients averaged by DDP). What remains is
+    BatchNorm: each process normalises its own half (SyncBatchNorm is GPU-only, and a process may see
+    no step of a modality). Stated tolerance: |delta Spearman| <= 0.05 on the average over incomplete
+    subsets and <= 0.12 per subset; |delta MSE| <= 5 % on the average and <= 20 % per subset."""
+    one = _train(tmp_path, "one", [])
+    two = _train(tmp_path, "two", ["train.strategy=ddp", "train.devices=2"])
+    assert abs(one["average"]["spearman"] - two["average"]["spearman"]) <= 0.05
+    assert abs(one["average"]["mse"] - two["average"]["mse"]) <= 0.05 * one["average"]["mse"]
+    for subset, a in one["subsets"].items():
+        b = two["subsets"][subset]
+        assert abs(a["spearman"] - b["spearman"]) <= 0.12, subset
+        assert abs(a["mse"] - b["mse"]) <= 0.20 * a["mse"], subset
