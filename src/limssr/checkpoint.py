@@ -141,12 +141,20 @@ class SafetensorsCheckpointIO(CheckpointIO):
         Path(path).unlink(missing_ok=True)
 
 
-def save_weights(state: dict[str, torch.Tensor], config: dict, path: str | Path) -> None:
-    """Export trainable weights with the resolved run config embedded."""
+BACKBONE_KEY = "limssr.backbone"
+
+
+def save_weights(state: dict[str, torch.Tensor], config: dict, path: str | Path, backbone: str = "") -> None:
+    """Export trainable weights with the resolved run config (and the backbone's signature) embedded."""
     atomic_save({k: v.detach().cpu().contiguous() for k, v in state.items()},
-                {FORMAT_KEY: WEIGHTS_FORMAT, CONFIG_KEY: json.dumps(config)}, path)
+                {FORMAT_KEY: WEIGHTS_FORMAT, CONFIG_KEY: json.dumps(config), BACKBONE_KEY: backbone}, path)
 
 
-def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+def load_weights(path: str | Path, with_backbone: bool = False):
+    """(tensors, config), plus the backbone signature when `with_backbone`."""
     tensors, metadata = _read(path, WEIGHTS_FORMAT)
-    return tensors, json.loads(metadata[CONFIG_KEY])
+    try:
+        config = json.loads(metadata[CONFIG_KEY])
+    except (KeyError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"'{path}' has no readable run config ({err})") from None
+    return (tensors, config, metadata.get(BACKBONE_KEY, "")) if with_backbone else (tensors, config)

@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, metavar="N", help="random seed")
     t.add_argument("--out", metavar="DIR", help="run directory (default: runs/NAME-TIMESTAMP); must be new")
     t.add_argument("--no-eval", action="store_true", help="skip the 7-subset evaluation after training")
+    t.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a backbone directory's own Python code to run (refused by default)")
     t.add_argument("--seeds", metavar="N,N,...", help="one run per seed in OUT/seed-N, then mean +- std in "
                    "OUT/summary.md (finished seeds are not redone)")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -177,6 +179,8 @@ def _train_config(args):
     from limssr.config import load_config, raw_values
 
     overrides = list(args.overrides)
+    if getattr(args, "trust_remote_code", False):
+        overrides.append("model.trust_remote_code=true")
     pairs = [("model.backbone", args.backbone), ("train.epochs", getattr(args, "epochs", None)),
              ("seed", getattr(args, "seed", None)), ("method", getattr(args, "method", None))]
     for key, value in pairs:
@@ -330,6 +334,15 @@ def main(argv: list[str] | None = None) -> None:
         code = run(argv)
     except (ConfigError, DataError, BackboneError, CheckpointError, RunError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
+        code = 2
+    except PermissionError as err:
+        print(f"error: no permission to write '{err.filename}' ({err.strerror}); choose another --out", file=sys.stderr)
+        code = 2
+    except OSError as err:
+        if err.errno != 28:  # ENOSPC
+            raise
+        print(f"error: the disk is full while writing '{err.filename or 'a file'}'; files written before are "
+              "intact (writes go to a temporary name first). Free space and resume with --resume.", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("interrupted; resume with `limssr train --resume RUN_DIR`", file=sys.stderr)

@@ -69,6 +69,7 @@ class ModelConfig:
     """LIMSSR architecture (limssr-method.md section 7)."""
 
     backbone: str = "default"  # "default", "tiny", "tiny-qwen" or a local Hugging Face directory
+    trust_remote_code: bool = False  # allow a backbone directory's own Python code to run (refused by default)
     modalities: list[str] = field(default_factory=lambda: ["video", "audio", "flow"])
     # Display names used in the prompt; the reference says "visual" for video.
     prompt_names: dict[str, str] = field(default_factory=lambda: {"video": "visual"})
@@ -144,6 +145,7 @@ class TrainConfig:
     shuffle: bool = True  # shuffle the training set each epoch
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
     bf16_weights: bool = True  # with bf16 precision, keep the frozen backbone weights in bf16
+    nonfinite: str = "stop"  # a NaN/Inf loss: "stop" (keeping the last checkpoint) or "skip" the batch
     deterministic: bool = False
     log_every_n_steps: int = 5
 
@@ -341,6 +343,7 @@ CHOICES = {
     "data.train_crop": ("uniform", "reference"),
     "train.selection": ("val", "last", "paper"),
     "train.strategy": ("auto", "ddp", "ddp_spawn", "fsdp"),
+    "train.nonfinite": ("stop", "skip"),
     "baseline.mcmoe_mode": ("faithful", "fixed"),
     "model.final_mix": ("linear", "sigmoid"),
     "train.precision": ("fp32", "bf16", "auto"),

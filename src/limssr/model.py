@@ -304,6 +304,20 @@ class LIMSSR(Method):
         frozen = {f"backbone.{n}" for n, p in self.backbone.named_parameters() if not p.requires_grad}
         return {k: v for k, v in self.state_dict().items() if k not in frozen}
 
+    def backbone_signature(self) -> str:
+        """The frozen backbone a checkpoint's adapters belong to: its architecture, parameter shapes
+        and a sample of its embedding values (so two checkpoints of one architecture differ too)."""
+        import hashlib
+
+        base = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
+        digest = hashlib.sha256(type(base).__name__.encode())
+        for name, p in base.named_parameters():
+            if "lora_" not in name:
+                digest.update(f"{name}:{tuple(p.shape)}".encode())
+        emb = base.get_input_embeddings().weight.detach()
+        digest.update(emb[:8, :32].float().cpu().numpy().tobytes())
+        return f"{type(base).__name__}-{digest.hexdigest()[:16]}"
+
     # ------------------------------------------------------------------ speed
 
     def store_frozen_weights(self, dtype: torch.dtype) -> None:

@@ -151,7 +151,8 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
         selection.update({"best_epoch": int(best["epoch"]) + 1, "val_n": len(dm.val_set),
                           "val_spearman": float(trainer.checkpoint_callbacks[-1].best_model_score)})
     atomic_write_text(run_dir / SELECTION_FILE, json.dumps(selection, indent=2) + "\n")
-    save_weights(module.model.trainable_state_dict(), cfg.to_dict(), run_dir / WEIGHTS_FILE)
+    save_weights(module.model.trainable_state_dict(), cfg.to_dict(), run_dir / WEIGHTS_FILE,
+                 backbone=module.model.backbone_signature())
     return run_dir, module, data
 
 
@@ -216,11 +217,15 @@ def load_trained(run_dir: str | Path):
                 if (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file() else "")
         raise RunError(f"'{run_dir}' holds no trained model ({weights} is missing){hint}")
     try:
-        state, cfg_dict = load_weights(weights)
+        state, cfg_dict, signature = load_weights(weights, with_backbone=True)
     except CheckpointError as err:
         raise RunError(str(err)) from None
     cfg = config_from_dict(cfg_dict)
     model = build_model(cfg)
+    if signature and signature != model.backbone_signature():
+        raise CheckpointError(f"'{weights}' was trained on another backbone ({signature}) than the one its config "
+                              f"now loads, '{cfg.model.backbone}' ({model.backbone_signature()}): its adapters "
+                              "do not fit it")
     model.load_trainable_state_dict(state, str(weights))
     return cfg, model.to(best_device()).eval()
 

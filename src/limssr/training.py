@@ -201,6 +201,7 @@ class TrainingModule(L.LightningModule):
         self.cfg = cfg
         self.model = model if model is not None else build_model(cfg)
         self.strict_loading = False  # checkpoints hold only the trainable weights; checked below
+        self.skipped_batches = 0
 
     def forward(self, batch: Batch):
         return self.model(batch.features, batch.mask, batch.time_mask)
@@ -209,8 +210,14 @@ class TrainingModule(L.LightningModule):
         out = self(batch)
         losses = self.model.loss(out, batch.label)
         if not torch.isfinite(losses["loss"]):
-            raise FloatingPointError(f"non-finite training loss at epoch {self.current_epoch}, step "
-                                     f"{self.global_step} (batch {batch.names[:3]}...)")
+            where = (f"epoch {self.current_epoch}, step {self.global_step}, samples "
+                     f"{', '.join(batch.names[:4])}{'...' if len(batch) > 4 else ''}")
+            if self.cfg.train.nonfinite == "skip":
+                warnings.warn(f"non-finite training loss at {where}: batch skipped (train.nonfinite=skip)")
+                self.skipped_batches += 1
+                return None  # Lightning makes no optimizer step for this batch
+            raise FloatingPointError(f"non-finite training loss at {where}; training stopped, the last "
+                                     "checkpoint is kept (set train.nonfinite=skip to skip such batches)")
         self.log("loss", losses["loss"], prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch))
         for name, value in losses.items():
             if name != "loss":
@@ -257,14 +264,42 @@ class TrainingModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["state_dict"] = {f"model.{k}": v for k, v in self.model.trainable_state_dict().items()}
         checkpoint["limssr_config"] = self.cfg.to_dict()
+        checkpoint["rng"] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = config_from_dict(checkpoint.get("limssr_config", {}))
-        if saved.model != self.cfg.model:
-            raise ValueError("the checkpoint was written for another model configuration; "
+        if saved.model != self.cfg.model or saved.method != self.cfg.method:
+            raise ValueError("the checkpoint was written for another method or model configuration; "
                              "resume with the run's own config")
         state = {k[len("model."):]: v for k, v in checkpoint["state_dict"].items()}
         self.model.load_trainable_state_dict(state, "training checkpoint")
+        if "rng" in checkpoint:  # continue exactly where the interrupted run was
+            set_rng_state(checkpoint["rng"])
+
+
+def rng_state() -> dict:
+    """Every random generator training draws from (torch, numpy, python, CUDA), as plain data."""
+    import random
+
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": [version, list(words), gauss],
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    import random
+
+    torch.set_rng_state(state["torch"])
+    version, words, gauss = state["python"]
+    random.setstate((version, tuple(words), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def resolve_precision(name: str) -> str:

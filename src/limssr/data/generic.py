@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from limssr.data.samples import DataError, Sample, SampleSet, check_sample
+from limssr.data.samples import DataError, Sample, SampleSet, check_disjoint, check_sample
 
 MANIFEST = "limssr-data.yaml"
 
@@ -34,10 +34,16 @@ MANIFEST = "limssr-data.yaml"
 def load_array(path: Path) -> np.ndarray:
     """Read one `.npy` feature file as float32, refusing pickles and damaged files by name."""
     try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            _, _, dtype = reader(fh)
+        if dtype.hasobject:
+            raise DataError(f"{path}: holds pickled Python objects, which limssr never loads; save a numeric array")
         arr = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise DataError(f"{path}: cannot read array ({err}); object/pickled arrays are refused") from None
-    except (OSError, EOFError) as err:
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError) as err:
         raise DataError(f"{path}: damaged or truncated .npy file ({err})") from None
     if not np.issubdtype(arr.dtype, np.number):
         raise DataError(f"{path}: array of dtype {arr.dtype} is not numeric")
@@ -113,15 +119,22 @@ def _read_features(root: Path, name: str, modalities: list[str]) -> dict[str, np
 
 
 def _infer_dims(samples: list[Sample], modalities: list[str], root: Path) -> dict[str, int]:
-    dims: dict[str, int] = {}
+    """Each modality's dim: the one most files have; a file with another is named in the error."""
+    found: dict[str, list[tuple[int, str]]] = {}
     for s in samples:
         for m, arr in s.features.items():
             if arr.ndim != 2:
                 raise DataError(f"{root / 'features' / m / (s.name + '.npy')}: expected a 2-D (T, D) array, "
                                 f"got shape {arr.shape}")
-            if dims.setdefault(m, arr.shape[1]) != arr.shape[1]:
-                raise DataError(f"{root / 'features' / m / (s.name + '.npy')}: dim {arr.shape[1]}, but other "
-                                f"'{m}' files have dim {dims[m]}")
+            found.setdefault(m, []).append((arr.shape[1], s.name))
+    dims = {}
+    for m, files in found.items():
+        counts = [d for d, _ in files]
+        dims[m] = max(set(counts), key=counts.count)
+        odd = next(((d, n) for d, n in files if d != dims[m]), None)
+        if odd:
+            raise DataError(f"{root / 'features' / m / (odd[1] + '.npy')}: dim {odd[0]}, but other '{m}' files "
+                            f"have dim {dims[m]}")
     absent = [m for m in modalities if m not in dims]
     if absent:
         raise DataError(f"{root}: no sample has features for modality '{absent[0]}'")
@@ -153,6 +166,7 @@ def read_generic(root: str | Path, splits: tuple[str, ...] = ("train", "test"), 
             samples.append(Sample(name=name, features=feats, score=values[column], labels=values))
         out[split] = samples
     dims = _infer_dims([s for ss in out.values() for s in ss], modalities, root)
+    check_disjoint(out, str(root))
     for split, samples in out.items():
         for s in samples:
             check_sample(s, modalities, dims, f"{root}/{split}", max_length_mismatch)

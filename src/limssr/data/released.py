@@ -26,7 +26,7 @@ from limssr.config import DataConfig
 from limssr.data import labels as L
 from limssr.data.generic import load_array
 from limssr.data.safe_pickle import read_feature_dict
-from limssr.data.samples import DataError, Sample, SampleSet, check_sample
+from limssr.data.samples import DataError, Sample, SampleSet, check_disjoint, check_sample
 
 MODALITIES = ["video", "audio", "flow"]
 PAMFN_SUFFIX = {"video": "rgb_VST", "audio": "audio_AST", "flow": "flow_I3D"}
@@ -114,6 +114,7 @@ def _finish(name: str, spec: DatasetSpec, root: Path, splits: dict[str, list[Sam
             for m, arr in s.features.items():
                 if arr.ndim == 2 and dims.setdefault(m, arr.shape[1]) != arr.shape[1]:
                     raise DataError(f"{root}: '{s.name}' modality '{m}' has dim {arr.shape[1]}, other samples {dims[m]}")
+    check_disjoint(splits, str(root))
     for split, samples in splits.items():
         for s in samples:
             check_sample(s, MODALITIES, dims, f"{root} ({split})", cfg.max_length_mismatch)

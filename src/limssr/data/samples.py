@@ -65,3 +65,13 @@ def check_sample(sample: Sample, modalities: list[str], dims: dict[str, int], wh
     if max(lengths.values()) - min(lengths.values()) > max_length_mismatch:
         raise DataError(f"{where}: sample '{sample.name}' has modalities of lengths {lengths}, which differ by "
                         f"more than {max_length_mismatch} step(s) (data.max_length_mismatch)")
+
+
+def check_disjoint(splits: dict[str, list[Sample]], where: str) -> None:
+    """Refuse a sample name that appears in two splits (a test sample seen in training)."""
+    seen: dict[str, str] = {}
+    for split, samples in splits.items():
+        for s in samples:
+            if s.name in seen and seen[s.name] != split:
+                raise DataError(f"{where}: sample '{s.name}' is in both the {seen[s.name]} and the {split} split")
+            seen[s.name] = split

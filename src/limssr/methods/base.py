@@ -56,18 +56,24 @@ class Method(nn.Module):
         """What a checkpoint holds: by default everything (baselines have no frozen backbone)."""
         return self.state_dict()
 
+    def backbone_signature(self) -> str:
+        """Identifies frozen weights a checkpoint depends on ('' for methods without a backbone)."""
+        return ""
+
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+        from limssr.checkpoint import CheckpointError
+
         expected = self.trainable_state_dict()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))
         if missing or unexpected:
             detail = (f"missing '{missing[0]}'" if missing else f"unexpected '{unexpected[0]}'")
-            raise ValueError(f"{source} does not fit this model ({len(missing)} missing, {len(unexpected)} "
+            raise CheckpointError(f"{source} does not fit this model ({len(missing)} missing, {len(unexpected)} "
                              f"unexpected tensors; {detail}): it was written for another method, architecture, "
                              "backbone or set of modalities")
         for key, value in state.items():
             if value.shape != expected[key].shape:
-                raise ValueError(f"{source}: tensor '{key}' has shape {tuple(value.shape)}, this model "
+                raise CheckpointError(f"{source}: tensor '{key}' has shape {tuple(value.shape)}, this model "
                                  f"expects {tuple(expected[key].shape)} (another backbone or feature dim?)")
         self.load_state_dict(state, strict=False)
 

@@ -1,0 +1,404 @@
+"""The bad-input suite: every case is refused, or handled as documented, with a message that names the
+file, key or field; nothing already written is overwritten or lost."""
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from limssr import runs
+from limssr.cli import main
+from limssr.config import ConfigError, load_config
+from limssr.data.generic import read_generic, read_unlabelled
+from limssr.data.samples import DataError
+from limssr.data.synth_layouts import write_layout
+
+from conftest import DIMS, tiny_run_config
+
+
+@pytest.fixture()
+def data_dir(tmp_path):
+    return write_layout("generic", tmp_path / "data", small=True)
+
+
+def _name(root, split="train", i=0):
+    return (root / f"{split}.csv").read_text().splitlines()[1 + i].split(",")[0]
+
+
+def _feature(root, modality, name):
+    return root / "features" / modality / f"{name}.npy"
+
+
+def _digest(path):
+    return {p.relative_to(path): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _cli_error(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code != 0
+    return capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- feature files
+
+
+def test_truncated_npy(data_dir):
+    name = _name(data_dir)
+    path = _feature(data_dir, "video", name)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataError, match=f"features/video/{name}.npy: damaged or truncated .npy file"):
+        read_generic(data_dir)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nan_or_inf_in_features(data_dir, value):
+    name = _name(data_dir, "test", 2)
+    arr = np.load(_feature(data_dir, "audio", name))
+    arr[1, 3] = value
+    np.save(_feature(data_dir, "audio", name), arr)
+    with pytest.raises(DataError, match=f"sample '{name}' modality 'audio' holds NaN or Inf"):
+        read_generic(data_dir)
+
+
+def test_wrong_feature_dim(data_dir):
+    name = _name(data_dir)
+    np.save(_feature(data_dir, "flow", name), np.zeros((9, 5), np.float32))
+    with pytest.raises(DataError, match=f"flow/{name}.npy: dim 5, but other 'flow' files have dim"):
+        read_generic(data_dir)
+
+
+@pytest.mark.parametrize("shape", [(9,), (2, 3, 4, 5)])
+def test_arrays_that_are_not_two_dimensional(data_dir, shape):
+    name = _name(data_dir)
+    np.save(_feature(data_dir, "video", name), np.zeros(shape, np.float32))
+    with pytest.raises(DataError, match=rf"video/{name}.npy: expected a 2-D \(T, D\) array, got shape"):
+        read_generic(data_dir)
+
+
+def test_zero_time_steps(data_dir):
+    name = _name(data_dir)
+    for m, d in {"video": 64, "audio": 48, "flow": 80}.items():
+        np.save(_feature(data_dir, m, name), np.zeros((0, d), np.float32))
+    with pytest.raises(DataError, match=f"sample '{name}' modality 'video' has T = 0 time steps"):
+        read_generic(data_dir)
+
+
+def test_modality_lengths_differ_by_more_than_a_step(data_dir):
+    name = _name(data_dir)
+    np.save(_feature(data_dir, "audio", name), np.zeros((2, 48), np.float32))
+    with pytest.raises(DataError, match=f"'{name}' has modalities of lengths .* differ by more than 1 step"):
+        read_generic(data_dir)
+
+
+def test_malicious_pickle_in_a_feature_dict(tmp_path):
+    root = write_layout("fisv", tmp_path / "fisv", small=True)
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    np.save(root / "Fis-feature" / "FISV_audio_AST.npy", {"1": Exploit()}, allow_pickle=True)
+    with pytest.raises(DataError, match="FISV_audio_AST.npy: refused to load"):
+        runs.load_data(load_config(overrides=["data.source=fisv", f"data.path={root}"]))
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+@pytest.mark.parametrize("line,message", [
+    ("lonely", "expected 2 fields"),
+    ("x1,abc", "score 'abc' of 'x1' is not a number"),
+    ("x1,-3.5", "score '-3.5' of 'x1' must be finite and non-negative"),
+])
+def test_malformed_label_lines(data_dir, line, message):
+    with open(data_dir / "train.csv", "a") as fh:
+        fh.write(line + "\n")
+    with pytest.raises(DataError, match=f"train.csv:26: {message}"):
+        read_generic(data_dir)
+
+
+def test_duplicate_name_in_labels(data_dir):
+    first = _name(data_dir, "test")
+    with open(data_dir / "test.csv", "a") as fh:
+        fh.write(f"{first},1.0\n")
+    with pytest.raises(DataError, match=f"test.csv:10: duplicate name '{first}' \\(first on line 2\\)"):
+        read_generic(data_dir)
+    (data_dir / "test.csv").write_text((data_dir / "test.csv").read_text().replace(f"{first},1.0\n", ""))
+    train_name = _name(data_dir, "train")
+    with open(data_dir / "test.csv", "a") as fh:  # a training sample in the test split
+        fh.write(f"{train_name},1.0\n")
+    with pytest.raises(DataError, match=f"sample '{train_name}' is in both the train and the test split"):
+        read_generic(data_dir)
+
+
+def test_label_without_features(data_dir):
+    with open(data_dir / "train.csv", "a") as fh:
+        fh.write("ghost,10\n")
+    with pytest.raises(DataError, match="sample 'ghost' has no feature file under .*features/<modality>/ghost.npy"):
+        read_generic(data_dir)
+
+
+def test_features_without_labels_are_ignored_by_readers_and_reported_by_check(data_dir):
+    from limssr.data.check import check_directory
+
+    np.save(_feature(data_dir, "video", "orphan"), np.zeros((9, 64), np.float32))
+    assert "orphan" not in {s.name for ss in read_generic(data_dir).splits.values() for s in ss}
+    assert any("orphan.npy: features without a label" in p for p in check_directory(data_dir).problems)
+
+
+def test_empty_split(data_dir):
+    (data_dir / "test.csv").write_text("name,score\n")
+    with pytest.raises(DataError, match="test.csv: no samples \\(empty split\\)"):
+        read_generic(data_dir)
+
+
+def test_label_file_not_utf8(tmp_path):
+    from limssr.data.labels import parse_fisv
+
+    (tmp_path / "train.txt").write_bytes("1 28.7 29.3 1\n2 \xe9t\xe9 1 1\n".encode("latin-1"))
+    with pytest.raises(DataError, match="train.txt: not UTF-8 text"):
+        parse_fisv(tmp_path / "train.txt")
+
+
+def test_windows_line_endings_are_read(tmp_path):
+    from limssr.data.labels import parse_rg
+
+    (tmp_path / "test.txt").write_bytes(b"Video_Name\tDifficulty_Score Execution_Score Total_Score\tPenalty\r\n"
+                                        b"Ball_001\t10.5\t8.3\t18.8\t0.0\t92\r\nBall_002\t7.2\t4.2\t10.8\t0.6\t93")
+    assert [n for n, _ in parse_rg(tmp_path / "test.txt", "Ball")] == ["Ball_001", "Ball_002"]
+
+
+# ----------------------------------------------------------------------------- names and configs
+
+
+def test_unknown_dataset_preset_and_modality_names(capsys, tmp_path):
+    with pytest.raises(ConfigError, match="'data.source' must be one of"):
+        load_config(overrides=["data.source=kinetics", "data.path=/x"])
+    assert "unknown preset 'fs2000'" in _cli_error(["train", "--preset", "fs2000"], capsys)
+    assert "invalid choice: 'kinetics'" in _cli_error(["data", "check", str(tmp_path), "--dataset", "kinetics"], capsys)
+    np.savez(tmp_path / "s.npz", vision=np.zeros((4, 64), np.float32))
+    with pytest.raises(DataError, match="key 'vision' is not a modality"):
+        read_unlabelled(tmp_path / "s.npz", list(DIMS))
+    with pytest.raises(DataError, match="unknown score type 'Rope' for rg"):
+        root = write_layout("rg", tmp_path / "rg", small=True, apparatus=("Ball",))
+        runs.load_data(load_config(overrides=["data.source=rg", f"data.path={root}", "data.score_type=Rope"]))
+
+
+def test_sample_with_every_modality_missing(tmp_path):
+    np.savez(tmp_path / "empty.npz")
+    with pytest.raises(DataError, match="empty.npz: holds no modality at all"):
+        read_unlabelled(tmp_path / "empty.npz", list(DIMS))
+
+
+def test_protocol_that_would_leave_a_training_sample_empty(data_dir):
+    name = _name(data_dir)
+    _feature(data_dir, "video", name).unlink()
+    cfg = tiny_run_config(["data.source=generic", f"data.path={data_dir}", "train.missing=fixed",
+                           "train.fixed_subset=v"])
+    with pytest.raises(ValueError, match=f"subset 'v' leaves training sample '{name}' with no modality"):
+        runs.train(cfg, out=data_dir.parent / "run", progress=False)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.learning_rate=1e-3", "unknown config key 'train.learning_rate'"),
+    ("train.batch_size=eight", "config key 'train.batch_size' must be an integer"),
+    ("model.lora={r: 4, alpha: big}", "config key 'model.lora.alpha' must be an integer"),
+])
+def test_config_keys_that_do_not_exist_or_have_the_wrong_type(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(preset="synthetic-quick", overrides=[override])
+
+
+# ----------------------------------------------------------------------------- backbones
+
+
+def test_backbone_path_missing_or_not_a_causal_lm(tmp_path, capsys):
+    err = _cli_error(["train", "--preset", "synthetic-quick", "--backbone", str(tmp_path / "none"),
+                      "--out", str(tmp_path / "o1")], capsys)
+    assert f"backbone path '{tmp_path / 'none'}' does not exist" in err
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    err = _cli_error(["train", "--preset", "synthetic-quick", "--backbone", str(tmp_path / "bert"),
+                      "--out", str(tmp_path / "o2")], capsys)
+    assert "is a 'BertModel' model, not a causal language model" in err
+
+
+def test_backbone_that_needs_remote_code_is_refused(tmp_path, capsys):
+    from limssr.backbone import BackboneError, load_backbone
+    from limssr.config import LoraSettings
+
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "config.json").write_text(json.dumps({"model_type": "my-llm", "architectures": ["MyLLMForCausalLM"],
+                                                    "auto_map": {"AutoConfig": "configuration_my.MyConfig"}}))
+    marker = tmp_path / "ran"
+    (remote / "configuration_my.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    with pytest.raises(BackboneError, match="needs custom code from its directory; refused"):
+        load_backbone(str(remote), LoraSettings())
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- checkpoints and run directories
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir, _, _ = runs.train(tiny_run_config(["train.epochs=1", "train.selection=last"]),
+                               out=tmp_path_factory.mktemp("r") / "run", progress=False)
+    return run_dir
+
+
+def test_truncated_checkpoint(finished_run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert f"checkpoint '{weights}' is damaged or not a safetensors file" in _cli_error(["evaluate", str(copy)], capsys)
+    last = copy / "checkpoints" / "last.safetensors"
+    last.write_bytes(b"\x00" * 10)
+    assert "damaged" in _cli_error(["train", "--resume", str(copy)], capsys)
+
+
+@pytest.mark.parametrize("change,message", [
+    ("model.backbone: tiny-qwen", "was trained on another backbone"),
+    ("model.num_fusion_tokens: 2", "tensor 'added_tokens' has shape"),
+])
+def test_checkpoint_from_another_architecture(finished_run, tmp_path, capsys, change, message):
+    import yaml
+
+    from limssr.checkpoint import load_weights, save_weights
+
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    state, cfg, signature = load_weights(copy / "model.safetensors", with_backbone=True)
+    key, value = change.split(": ")
+    section, field = key.split(".")
+    cfg[section][field] = yaml.safe_load(value)
+    save_weights(state, cfg, copy / "model.safetensors", backbone=signature)
+    assert message in _cli_error(["evaluate", str(copy)], capsys)
+
+
+def test_checkpoint_from_another_set_of_modalities(finished_run, tmp_path, capsys):
+    from limssr.checkpoint import load_weights, save_weights
+
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    state, cfg = load_weights(copy / "model.safetensors")
+    cfg["model"]["modalities"] = ["video", "flow"]
+    cfg["model"]["dims"] = {"video": 32, "flow": 24}
+    save_weights(state, cfg, copy / "model.safetensors")
+    assert "does not fit this model" in _cli_error(["evaluate", str(copy)], capsys)
+
+
+def test_output_directory_that_already_holds_a_run(finished_run, capsys):
+    before = _digest(finished_run)
+    err = _cli_error(["train", "--preset", "synthetic-quick", "--out", str(finished_run)], capsys)
+    assert f"'{finished_run}' already holds a run" in err
+    assert _digest(finished_run) == before
+
+
+def test_disk_full_while_a_checkpoint_is_written(tmp_path, monkeypatch):
+    import limssr.checkpoint as ck
+    from limssr.checkpoint import load_training_checkpoint
+
+    real, calls = ck.save_file, {"n": 0}
+
+    def failing(tensors, path, metadata=None):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second epoch's checkpoint
+            with open(path, "wb") as fh:
+                fh.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(ck, "save_file", failing)
+    cfg = tiny_run_config(["train.epochs=3", "train.selection=last"])
+    with pytest.raises(OSError, match="No space left"):
+        runs.train(cfg, out=tmp_path / "run", progress=False)
+    ckpt = load_training_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert ckpt["epoch"] == 0  # the previous checkpoint is intact
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["last.safetensors"]
+
+
+def test_read_only_output_directory(tmp_path, capsys):
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(parent)], capture_output=True).returncode != 0:
+            pytest.skip("running as root without chattr: cannot make a directory read-only")
+    else:
+        parent.chmod(0o555)
+    try:
+        err = _cli_error(["train", "--preset", "synthetic-quick", "--out", str(parent / "run")], capsys)
+        assert f"no permission to write '{parent / 'run'}" in err or f"'{parent}" in err
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(parent)])
+        else:
+            parent.chmod(0o755)
+
+
+def test_conversion_interrupted_half_way(tmp_path, monkeypatch):
+    from limssr.data import convert as conv
+
+    src = write_layout("rg", tmp_path / "rg", small=True, apparatus=("Ball", "Hoop"))
+    real, calls = np.savez, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(conv.np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        conv.convert(src, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy")] == []
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    from limssr.checkpoint import load_training_checkpoint
+    from limssr.model import LIMSSR
+
+    real = LIMSSR.loss
+
+    def poisoned(self, out, target):
+        parts = real(self, out, target)
+        if self.epoch == 1:
+            parts["loss"] = parts["loss"] * float("nan")
+        return parts
+
+    monkeypatch.setattr(LIMSSR, "loss", poisoned)
+    with pytest.raises(FloatingPointError, match="non-finite training loss at epoch 1, step 6, samples"):
+        runs.train(tiny_run_config(["train.epochs=3", "train.selection=last"]), out=tmp_path / "a", progress=False)
+    assert load_training_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")["epoch"] == 0
+    assert not (tmp_path / "a" / "model.safetensors").exists()
+    with pytest.warns(UserWarning, match="batch skipped"):
+        run_dir, module, _ = runs.train(tiny_run_config(["train.epochs=3", "train.selection=last", "train.nonfinite=skip"]),
+                                        out=tmp_path / "b", progress=False)
+    assert module.skipped_batches == 6 and (run_dir / "model.safetensors").is_file()
+
+
+def test_nan_predictions_are_never_written(finished_run, tmp_path, monkeypatch):
+    from limssr.model import LIMSSR
+
+    real = LIMSSR.heads
+
+    def nan_heads(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        out.score = out.score * float("nan")
+        return out
+
+    monkeypatch.setattr(LIMSSR, "heads", nan_heads)
+    with pytest.raises(FloatingPointError, match="non-finite score for sample 'perf_000"):
+        runs.evaluate(finished_run, show=False, out_dir=tmp_path / "eval")
+    assert not (tmp_path / "eval").exists()
