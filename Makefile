@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test test-all clean
+.PHONY: install demo test test-all test-properties clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ test: install
 # also the slow tests (real backbone end-to-end training)
 test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+# 10,000 examples per property (about 5 minutes on 2 cores)
+test-properties: install
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q tests/test_properties.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

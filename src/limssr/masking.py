@@ -11,7 +11,8 @@ strict      (default) every training sample gets one fixed incomplete subset, dr
             stays complete instead.
 per-batch   one non-empty subset, uniformly, for the whole batch, redrawn every batch; the complete
             set is in the pool (1/7 of batches with three modalities). The reference code's behaviour.
-per-sample  an independent uniform non-empty subset for every sample at every step.
+            A sample with none of the drawn modalities shows what it has.
+per-sample  an independent uniform non-empty subset (of what the sample has) per sample and step.
 rate        each modality hidden independently with probability `missing_rate`, at every step;
             if that hides everything a sample has, one of its modalities (uniformly) is kept.
 fixed       one subset (`fixed_subset`, e.g. "vf") for every sample throughout.
@@ -84,6 +85,8 @@ class Fixed(MaskingProtocol):
 
 
 class PerBatch(_Random):
+    """A sample that has none of the batch's subset (natural missingness) shows what it has."""
+
     name = "per-batch"
 
     def __init__(self, num_modalities: int, seed: int):
@@ -92,10 +95,13 @@ class PerBatch(_Random):
 
     def masks(self, index, available):
         choice = int(torch.randint(len(self.pool), (), generator=self.generator))
-        return self.pool[choice].expand(len(index), -1) & available
+        drawn = self.pool[choice].expand(len(index), -1) & available
+        return torch.where(drawn.any(dim=1, keepdim=True), drawn, available)
 
 
 class PerSample(_Random):
+    """Uniform over the non-empty subsets of what each sample has."""
+
     name = "per-sample"
 
     def __init__(self, num_modalities: int, seed: int):
@@ -103,8 +109,9 @@ class PerSample(_Random):
         self.pool = torch.tensor(all_subsets(num_modalities), dtype=torch.bool)
 
     def masks(self, index, available):
-        choice = torch.randint(len(self.pool), (len(index),), generator=self.generator)
-        return self.pool[choice] & available
+        allowed = ~(self.pool[None, :, :] & ~available[:, None, :]).any(dim=2)  # (B, S): subset within available
+        scores = torch.rand(allowed.shape, generator=self.generator).masked_fill(~allowed, -1.0)
+        return self.pool[scores.argmax(dim=1)]
 
 
 class Rate(_Random):
