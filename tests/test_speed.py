@@ -70,7 +70,7 @@ def test_bench_report(tmp_path):
     from limssr.bench import compare
 
     report = compare(backbone="tiny", preset="synthetic-quick", batch=4, clips=6, steps=1, warmup=0,
-                     infer_batches=1, loader_videos=12)
+                     infer_batches=1, loader_videos=12, rounds=1)
     ref, fast = report["configs"]["reference"], report["configs"]["fast"]
     assert ref["precision"] == "32-true"
     assert ref["trainable_parameters"] > fast["trainable_parameters"]  # the whole embedding trains
@@ -109,3 +109,25 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
         b = two["subsets"][subset]
         assert abs(a["spearman"] - b["spearman"]) <= 0.12, subset
         assert abs(a["mse"] - b["mse"]) <= 0.20 * a["mse"], subset
+
+
+def test_lean_mlp_gives_the_same_outputs_and_gradients():
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaMLP
+
+    from limssr.layers import use_lean_mlp
+
+    torch.manual_seed(0)
+    mlp = LlamaMLP(LlamaConfig(hidden_size=32, intermediate_size=64, hidden_act="silu"))
+    x = torch.randn(3, 5, 32, requires_grad=True)
+    ref = mlp(x)
+    ref.square().sum().backward()
+    ref_grads = [x.grad.clone()] + [p.grad.clone() for p in mlp.parameters()]
+    x.grad = None
+    mlp.zero_grad()
+    assert use_lean_mlp(mlp) == 1
+    out = mlp(x)
+    out.square().sum().backward()
+    torch.testing.assert_close(out, ref)
+    for a, b in zip([x.grad] + [p.grad for p in mlp.parameters()], ref_grads):
+        torch.testing.assert_close(a, b)

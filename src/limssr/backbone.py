@@ -193,6 +193,12 @@ def load_backbone(spec: str, lora: LoraSettings, train_embeddings: bool = False,
         decoder, tokenizer = _decoder_from_path(Path(spec).expanduser(), trust_remote_code)
     tokenizer.add_bos_token = False  # the reference tokenises its prompt with no BOS
     decoder.config.use_cache = False
+    from limssr.layers import use_lean_mlp
+
+    use_lean_mlp(decoder)  # same computation, one intermediate fewer kept for backward
+    if not torch.cuda.is_available():
+        # on CPUs SDPA handles grouped-query attention with a mask: no repeated keys/values kept
+        os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
     for p in decoder.parameters():
         p.requires_grad_(False)
     if lora.enabled:

@@ -68,6 +68,7 @@ class _FileBatches:
 
     def __init__(self, samples: list[dict], root: Path):
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         for i, feats in enumerate(samples):
             for m, arr in feats.items():
                 stored = np.repeat(arr[:, None, :], 15, axis=1) if m == "video" else arr
@@ -154,14 +155,24 @@ def run_one(spec: dict) -> dict:
         if not reference:
             model.prepare_inference(precision)
         model.eval()
+        # scoring batches: the reference's test loader uses the training batch; limssr's eval.batch_size
+        infer_bsz = bsz if reference else cfg.eval.batch_size
+        infer_samples = _features(spec, infer_bsz, seed=2)
+        files = _FileBatches(infer_samples, Path(tmp) / "infer") if reference else None
+        stacked = {m: torch.from_numpy(np.stack([s[m] for s in infer_samples])) for m in spec["dims"]}
+        infer_masks = [subsets[int(torch.randint(len(subsets), (), generator=g))].expand(infer_bsz, -1)
+                       for _ in range(spec["infer_batches"] + 1)]
+        infer_valid = torch.ones(infer_bsz, spec["clips"], dtype=torch.bool, device=device)
         infer_times = []
         with torch.inference_mode():
             for i in range(spec["infer_batches"] + 1):
                 _sync(device)
                 t0 = time.perf_counter()
-                feats = batch(i % (steps + warm))
+                feats = files.batch(list(range(infer_bsz))) if reference else stacked
+                feats = {m: torch.where(infer_masks[i][:, j, None, None], x, 0.0).to(device)
+                         for j, (m, x) in enumerate(feats.items())}
                 with autocast_for(device, precision):
-                    model(feats, masks[i % len(masks)].to(device), time_mask).score.float().cpu()
+                    model(feats, infer_masks[i].to(device), infer_valid).score.float().cpu()
                 kept.clear()
                 _sync(device)
                 if i:
@@ -172,7 +183,8 @@ def run_one(spec: dict) -> dict:
     trainable = sum(p.numel() for p in params)
     return {"kind": spec["kind"], "precision": precision, "device": str(device),
             "train_step_s": step, "train_step_s_all": times, "train_samples_per_s": bsz / step,
-            "peak_memory_gb": train_peak, "inference_batch_s": infer, "inference_samples_per_s": bsz / infer,
+            "peak_memory_gb": train_peak, "inference_batch": infer_bsz, "inference_batch_s": infer,
+            "inference_samples_per_s": infer_bsz / infer,
             "trainable_parameters": trainable, "train_step_tflop": train_flops / 1e12,
             "achieved_tflops": train_flops / step / 1e12}
 
@@ -238,8 +250,9 @@ def loader_benchmark(n_videos: int, samples: int = 3, seed: int = 0) -> dict:
 def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | None = None, clips: int | None = None,
             steps: int = 3, warmup: int = 1, infer_batches: int = 3, precision: str = "auto",
             device: str | None = None, kinds: tuple[str, ...] = ("reference", "fast"), loader_videos: int = 500,
-            peak_tflops: float | None = None) -> dict:
-    """Run each configuration in its own process and the loader benchmark; returns the report."""
+            peak_tflops: float | None = None, rounds: int = 2) -> dict:
+    """Run each configuration in its own process (`rounds` times, alternating) and the loader
+    benchmark; returns the report."""
     from limssr.config import load_config
     from limssr.data.released import SPECS
 
@@ -251,13 +264,15 @@ def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | 
     spec = {"backbone": backbone, "preset": preset, "batch": batch or cfg.train.batch_size,
             "clips": clips or cfg.data.clip_num, "steps": steps, "warmup": warmup, "infer_batches": infer_batches,
             "precision": precision, "device": device, "dims": dims}
-    results = {}
-    for kind in kinds:
-        proc = subprocess.run([sys.executable, "-m", "limssr.bench", json.dumps({**spec, "kind": kind})],
-                              capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        if proc.returncode != 0:
-            raise RuntimeError(f"bench of the {kind} configuration failed:\n{proc.stderr[-3000:]}")
-        results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    rounds_out: dict[str, list[dict]] = {k: [] for k in kinds}
+    for _ in range(rounds):  # alternate the configurations, so a drifting machine speed biases neither
+        for kind in kinds:
+            proc = subprocess.run([sys.executable, "-m", "limssr.bench", json.dumps({**spec, "kind": kind})],
+                                  capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            if proc.returncode != 0:
+                raise RuntimeError(f"bench of the {kind} configuration failed:\n{proc.stderr[-3000:]}")
+            rounds_out[kind].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    results = {kind: _combine(runs) for kind, runs in rounds_out.items()}
     report = {"machine": _machine(device), "spec": spec, "configs": results}
     if "reference" in results and "fast" in results:
         ref, fast = results["reference"], results["fast"]
@@ -275,6 +290,20 @@ def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | 
         report["loader"] = loader_benchmark(loader_videos)
     _ = SPECS  # dims above follow the released datasets (FS1000: TimeSformer 768; Fis-V/RG: VST 1024)
     return report
+
+
+def _combine(rounds: list[dict]) -> dict:
+    """Medians over every timed step and batch of every round; the largest peak memory."""
+    out = dict(rounds[0])
+    steps = [t for r in rounds for t in r["train_step_s_all"]]
+    infer = [r["inference_batch_s"] for r in rounds]
+    out.update(train_step_s_all=steps, train_step_s=statistics.median(steps),
+               peak_memory_gb=max(r["peak_memory_gb"] for r in rounds), inference_batch_s=statistics.median(infer),
+               rounds=len(rounds))
+    out["train_samples_per_s"] = rounds[0]["train_samples_per_s"] * rounds[0]["train_step_s"] / out["train_step_s"]
+    out["inference_samples_per_s"] = out["inference_batch"] / out["inference_batch_s"]
+    out["achieved_tflops"] = out["train_step_tflop"] / out["train_step_s"]
+    return out
 
 
 def _peak_tflops(device: str) -> float | None:
@@ -312,6 +341,7 @@ def print_report(report: dict) -> None:
             ("train samples/s", "train_samples_per_s", "{:.2f}", None, None),
             ("peak memory (GB)", "peak_memory_gb", "{:.2f}", "peak_memory_ratio", "{:.2f}x"),
             ("inference samples/s", "inference_samples_per_s", "{:.2f}", "inference_speedup", "{:.2f}x"),
+            ("inference batch", "inference_batch", "{}", None, None),
             ("train TFLOP per step", "train_step_tflop", "{:.3f}", None, None),
             ("achieved TFLOP/s", "achieved_tflops", "{:.3f}", None, None),
             ("trainable parameters", "trainable_parameters", "{:,}", None, None)]

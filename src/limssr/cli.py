@@ -123,7 +123,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="shapes (batch, clip_num, feature dims) from this preset (default: fs1000-tes: 8 x 95)")
     be.add_argument("--batch", type=int, metavar="N", help="override the batch size")
     be.add_argument("--clips", type=int, metavar="T", help="override the clip count T")
-    be.add_argument("--steps", type=int, default=3, metavar="N", help="timed training steps (default: 3)")
+    be.add_argument("--steps", type=int, default=3, metavar="N", help="timed training steps per round (default: 3)")
+    be.add_argument("--rounds", type=int, default=2, metavar="N",
+                    help="times each configuration runs, alternating, each in a fresh process (default: 2)")
     be.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed warm-up steps (default: 1)")
     be.add_argument("--infer-batches", type=int, default=3, metavar="N", help="timed inference batches (default: 3)")
     be.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="fast path precision")
@@ -265,7 +267,7 @@ def run(argv: list[str] | None = None) -> int:
                          steps=args.steps, warmup=args.warmup, infer_batches=args.infer_batches,
                          precision=args.precision, device=args.device,
                          kinds=(args.only,) if args.only else ("reference", "fast"),
-                         loader_videos=args.loader_videos, peak_tflops=args.peak_tflops)
+                         loader_videos=args.loader_videos, peak_tflops=args.peak_tflops, rounds=args.rounds)
         report["command"] = "limssr " + " ".join(argv)
         print_report(report)
         out = Path(args.out) if args.out else runs.unique_dir(Path(f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"))

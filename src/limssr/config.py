@@ -152,7 +152,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    batch_size: int = 8
+    batch_size: int = 16  # scoring batches (no gradients: larger batches are cheap and faster)
 
 
 @dataclass

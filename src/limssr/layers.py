@@ -89,3 +89,38 @@ def use_fast_dropout(module: nn.Module) -> int:
                     sub[key] = FastDropout(drop.p)
                     count += 1
     return count
+
+
+class _SiluMul(torch.autograd.Function):
+    """silu(gate) * up that keeps only `gate` and `up` for backward (silu is recomputed there): the
+    gated MLP of Llama/Qwen-style decoders then saves two of its three intermediates."""
+
+    @staticmethod
+    def forward(ctx, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gate, up)
+        return F.silu(gate) * up
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        gate, up = ctx.saved_tensors
+        grad_gate = torch.ops.aten.silu_backward(grad * up, gate)  # the fused kernel autograd itself uses
+        return grad_gate, grad * F.silu(gate)
+
+
+def _lean_gated_mlp(self, x: torch.Tensor) -> torch.Tensor:
+    return self.down_proj(_SiluMul.apply(self.gate_proj(x), self.up_proj(x)))
+
+
+def use_lean_mlp(module: nn.Module) -> int:
+    """Give every SiLU-gated MLP (gate_proj, up_proj, down_proj) the memory-saving forward above;
+    the parameters and their names are unchanged. Returns how many MLPs were changed."""
+    import types
+
+    count = 0
+    for sub in module.modules():
+        act = getattr(sub, "act_fn", None)
+        is_silu = isinstance(act, nn.SiLU) or type(act).__name__ == "SiLUActivation"  # transformers' own
+        if all(hasattr(sub, n) for n in ("gate_proj", "up_proj", "down_proj")) and is_silu:
+            sub.forward = types.MethodType(_lean_gated_mlp, sub)
+            count += 1
+    return count

@@ -218,9 +218,9 @@ class LIMSSR(Method):
         return self._prefix_cache[1]
 
     def _input_dtype(self) -> torch.dtype:
-        """fp32 embeddings (an fp32 residual stream under autocast), unless the backbone was stored in
-        bf16 for inference (prepare_inference), which then runs in bf16 throughout."""
-        return torch.bfloat16 if getattr(self, "inference_dtype", None) == torch.bfloat16 else torch.float32
+        """fp32 embeddings (an fp32 residual stream under autocast), unless the backbone is stored in
+        bf16 (store_frozen_weights for training, prepare_inference for scoring): then bf16 throughout."""
+        return getattr(self, "compute_dtype", None) or torch.float32
 
     def train(self, mode: bool = True):
         self._prefix_cache = None  # weights may change: computed prefixes are stale
@@ -321,9 +321,15 @@ class LIMSSR(Method):
     # ------------------------------------------------------------------ speed
 
     def store_frozen_weights(self, dtype: torch.dtype) -> None:
+        """bf16 training: the frozen backbone weights are stored in bf16 and the backbone's residual
+        stream runs in bf16 too (its norms compute in fp32 inside); trainable weights stay fp32."""
         for p in self.backbone.parameters():
             if not p.requires_grad:
                 p.data = p.data.to(dtype)
+        self.compute_dtype = dtype
+        for module in self.backbone.modules():  # peft would cast each LoRA input up to fp32 and back
+            if hasattr(module, "cast_input_dtype_enabled"):
+                module.cast_input_dtype_enabled = False
 
     def prepare_inference(self, precision: str) -> "LIMSSR":
         """Merge the LoRA adapters into the backbone weights (no adapter work per token), store the
@@ -333,6 +339,6 @@ class LIMSSR(Method):
             self.inference_only = True
         if precision == "bf16-mixed":
             self.backbone.to(torch.bfloat16)
-            self.inference_dtype = torch.bfloat16
+            self.compute_dtype = torch.bfloat16
         self._prefix_cache = None
         return self.eval()
