@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from limssr.data.samples import DataError, Sample, SampleSet, check_disjoint, check_sample
+from limssr.data.samples import DataError, Sample, SampleSet, check_disjoint, check_sample, read_label_text
 
 MANIFEST = "limssr-data.yaml"
 
@@ -74,13 +74,7 @@ def read_manifest(root: Path) -> dict:
 
 def read_labels(path: Path) -> list[tuple[str, dict[str, float]]]:
     """`name,<score columns>` rows; refuses missing fields, non-numeric or negative scores, duplicates."""
-    if not path.is_file():
-        raise DataError(f"label file '{path}' does not exist")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8") from None
-    rows = list(csv.reader(text.splitlines()))
+    rows = list(csv.reader(read_label_text(path).splitlines()))
     if not rows or len(rows[0]) < 2 or rows[0][0].strip().lower() != "name":
         raise DataError(f"{path}: the first line must be a header 'name,score' (or 'name,<score columns>')")
     columns = [c.strip() for c in rows[0][1:]]

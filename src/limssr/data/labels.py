@@ -12,19 +12,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from limssr.data.samples import DataError
+from limssr.data.samples import DataError, read_label_text
 
 FS1000_COLUMNS = ("TES", "PCS", "SS", "TR", "PE", "CO", "IN")  # then `factor`
 RG_APPARATUS = ("Ball", "Clubs", "Hoop", "Ribbon")
 
 
 def _lines(path: Path) -> list[tuple[int, list[str]]]:
-    if not path.is_file():
-        raise DataError(f"label file '{path}' does not exist")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8") from None
+    text = read_label_text(path)
     return [(i, line.split()) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 

@@ -41,6 +41,19 @@ class SampleSet:
         return self.splits[name]
 
 
+def read_label_text(path) -> str:
+    """A label file's text (UTF-8, a BOM allowed); refuses a missing or non-UTF-8 file by name."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"label file '{path}' does not exist")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8") from None
+
+
 def check_sample(sample: Sample, modalities: list[str], dims: dict[str, int], where: str,
                  max_length_mismatch: int = 1) -> None:
     """Refuse a sample whose arrays cannot enter the model; `where` names its source. Modalities of

@@ -21,7 +21,8 @@ from torch import nn
 
 from limssr.layers import masked_mean
 from limssr.methods import register
-from limssr.methods.base import Method, ScoreOutput, drop_for_training, gdlt_projections, mse, project_all, temporal_encoder
+from limssr.methods.base import (Method, ScoreOutput, drop_for_training, gdlt_projections,
+                                 project_all, task_and_reconstruction, temporal_encoder)
 
 
 class ActionMAE(Method):
@@ -59,9 +60,7 @@ class ActionMAE(Method):
         return ScoreOutput(score, {"recon": loss})
 
     def loss(self, out, target):
-        task = mse(out.score, target)
-        return {"loss": self.alpha_mse * task + self.recon_weight * out.extras["recon"], "mse": task,
-                "recon": out.extras["recon"]}
+        return task_and_reconstruction(out, target, self.alpha_mse, self.recon_weight)
 
 
 @register("actionmae", "ActionMAE (AAAI'23): modality tokens, random token dropping, MAE-style reconstruction")

@@ -132,6 +132,14 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred.float(), target.float())
 
 
+def task_and_reconstruction(out: ScoreOutput, target: torch.Tensor, alpha_mse: float,
+                            recon_weight: float) -> dict[str, torch.Tensor]:
+    """alpha_mse * MSE(score, y) + recon_weight * the reconstruction loss the forward left in extras."""
+    task = mse(out.score, target)
+    recon = out.extras["recon"]
+    return {"loss": alpha_mse * task + recon_weight * recon, "mse": task, "recon": recon}
+
+
 def gdlt_projections(dims: dict[str, int], d: int, dropout: float) -> nn.ModuleDict:
     """One GDLT-style projector per modality: Conv1d(k=1) D -> D/2, BN, ReLU, Conv1d -> d, BN."""
     from limssr.layers import TimeProjection

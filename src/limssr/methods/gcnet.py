@@ -22,7 +22,8 @@ from torch import nn
 
 from limssr.layers import masked_mean, regressor
 from limssr.methods import register
-from limssr.methods.base import Method, ScoreOutput, drop_for_training, gdlt_projections, mse, project_all
+from limssr.methods.base import (Method, ScoreOutput, drop_for_training, gdlt_projections,
+                                 project_all, task_and_reconstruction)
 
 
 class TemporalGraph(nn.Module):
@@ -84,9 +85,7 @@ class GCNet(Method):
         return ScoreOutput(score, {"recon": sum(recon) if recon else score.new_zeros(())})
 
     def loss(self, out, target):
-        task = mse(out.score, target)
-        return {"loss": self.alpha_mse * task + self.recon_weight * out.extras["recon"], "mse": task,
-                "recon": out.extras["recon"]}
+        return task_and_reconstruction(out, target, self.alpha_mse, self.recon_weight)
 
 
 @register("gcnet", "GCNet (TPAMI'23): BiLSTM + temporal relational graph over clips, with reconstruction")
