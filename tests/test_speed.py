@@ -70,14 +70,24 @@ def test_bench_report(tmp_path):
     from limssr.bench import compare
 
     report = compare(backbone="tiny", preset="synthetic-quick", batch=4, clips=6, steps=1, warmup=0,
-                     infer_batches=1, loader_videos=12, rounds=1)
+                     infer_batches=1, loader_videos=12, rounds=1, profile=str(tmp_path / "prof"))
     ref, fast = report["configs"]["reference"], report["configs"]["fast"]
+    for kind in ("reference", "fast"):  # operator tables of a few profiled steps
+        assert "aten::" in (tmp_path / "prof" / f"{kind}-train-profile.txt").read_text()
     assert ref["precision"] == "32-true"
     assert ref["trainable_parameters"] > fast["trainable_parameters"]  # the whole embedding trains
     for r in (ref, fast):
         assert r["train_step_s"] > 0 and r["peak_memory_gb"] > 0 and r["inference_samples_per_s"] > 0
     assert set(report["ratios"]) == {"train_step_speedup", "peak_memory_ratio", "inference_speedup"}
     assert report["loader"]["per_sample_speedup"] > 1
+
+
+def test_bench_fast_overrides_reach_only_the_fast_configuration():
+    from limssr.bench import compare
+
+    with pytest.raises(RuntimeError, match="no_such_key"):
+        compare(backbone="tiny", preset="synthetic-quick", batch=2, clips=4, steps=1, warmup=0, infer_batches=1,
+                loader_videos=0, rounds=1, kinds=("fast",), fast_set=("model.no_such_key=1",))
 
 
 def _train(tmp_path, name, extra):

@@ -44,7 +44,9 @@ PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.0, 
 def _config(spec: dict):
     from limssr.config import load_config
 
-    cfg = load_config(preset=spec["preset"], overrides=[f"model.backbone={spec['backbone']}", "data.path=/unused"])
+    extra = [] if spec["kind"] == "reference" else list(spec.get("fast_set", []))
+    cfg = load_config(preset=spec["preset"],
+                      overrides=[f"model.backbone={spec['backbone']}", "data.path=/unused", *extra])
     dims = spec["dims"]
     model = replace(cfg.model, modalities=list(dims), dims=dict(dims))
     if spec["kind"] == "reference":
@@ -151,6 +153,8 @@ def run_one(spec: dict) -> dict:
                 times.append(time.perf_counter() - t0)
         train_peak = _peak_memory_gb(device)
         train_flops = _count_flops(lambda: train_step(0))
+        if spec.get("profile"):
+            _profile(lambda: train_step(0), device, Path(spec["profile"]) / f"{spec['kind']}-train-profile.txt")
 
         if not reference:
             model.prepare_inference(precision)
@@ -194,12 +198,37 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _profile(fn, device: torch.device, path: Path, steps: int = 3) -> None:
+    """torch.profiler over `steps` calls of `fn`: operator tables by host time and by device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            fn()
+        _sync(device)
+    table = prof.key_averages()
+    text = f"{steps} training steps\n\nby self host time\n{table.table(sort_by='self_cpu_time_total', row_limit=40)}"
+    if device.type == "cuda":
+        text += f"\n\nby self device time\n{table.table(sort_by='self_device_time_total', row_limit=40)}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def _count_flops(fn) -> float:
+    """FLOPs of one call of `fn`. Some torch versions' counter rejects grouped-query SDPA, so keys and
+    values are repeated while counting (the same FLOPs are counted)."""
     from torch.utils.flop_counter import FlopCounterMode
+    from transformers.integrations import sdpa_attention
 
     counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
+    grouped = sdpa_attention.use_gqa_in_sdpa
+    sdpa_attention.use_gqa_in_sdpa = lambda *args, **kwargs: False
+    try:
+        with counter:
+            fn()
+    finally:
+        sdpa_attention.use_gqa_in_sdpa = grouped
     return float(counter.get_total_flops())
 
 
@@ -250,7 +279,8 @@ def loader_benchmark(n_videos: int, samples: int = 3, seed: int = 0) -> dict:
 def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | None = None, clips: int | None = None,
             steps: int = 3, warmup: int = 1, infer_batches: int = 3, precision: str = "auto",
             device: str | None = None, kinds: tuple[str, ...] = ("reference", "fast"), loader_videos: int = 500,
-            peak_tflops: float | None = None, rounds: int = 2) -> dict:
+            peak_tflops: float | None = None, rounds: int = 2, fast_set: tuple[str, ...] = (),
+            profile: str | None = None) -> dict:
     """Run each configuration in its own process (`rounds` times, alternating) and the loader
     benchmark; returns the report."""
     from limssr.config import load_config
@@ -263,7 +293,8 @@ def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     spec = {"backbone": backbone, "preset": preset, "batch": batch or cfg.train.batch_size,
             "clips": clips or cfg.data.clip_num, "steps": steps, "warmup": warmup, "infer_batches": infer_batches,
-            "precision": precision, "device": device, "dims": dims}
+            "precision": precision, "device": device, "dims": dims, "fast_set": list(fast_set),
+            "profile": str(Path(profile).resolve()) if profile else None}
     rounds_out: dict[str, list[dict]] = {k: [] for k in kinds}
     for _ in range(rounds):  # alternate the configurations, so a drifting machine speed biases neither
         for kind in kinds:

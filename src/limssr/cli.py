@@ -134,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--loader-videos", type=int, default=500, metavar="N",
                     help="videos in the loader benchmark's dict files (Fis-V size: 500; 0 skips it)")
     be.add_argument("--peak-tflops", type=float, metavar="X", help="peak bf16 TFLOP/s for the utilisation figure")
+    be.add_argument("--fast-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for the fast configuration only, e.g. model.share_prompt=false (repeatable)")
+    be.add_argument("--profile", metavar="DIR",
+                    help="also write torch.profiler operator tables of 3 training steps per configuration to DIR")
     be.add_argument("--out", metavar="FILE", help="JSON report (default: bench-<time>.json)")
 
     data = sub.add_parser("data", help="check, convert or synthesize datasets",
@@ -267,7 +271,8 @@ def run(argv: list[str] | None = None) -> int:
                          steps=args.steps, warmup=args.warmup, infer_batches=args.infer_batches,
                          precision=args.precision, device=args.device,
                          kinds=(args.only,) if args.only else ("reference", "fast"),
-                         loader_videos=args.loader_videos, peak_tflops=args.peak_tflops, rounds=args.rounds)
+                         loader_videos=args.loader_videos, peak_tflops=args.peak_tflops, rounds=args.rounds,
+                         fast_set=tuple(args.fast_set), profile=args.profile)
         report["command"] = "limssr " + " ".join(argv)
         print_report(report)
         out = Path(args.out) if args.out else runs.unique_dir(Path(f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"))

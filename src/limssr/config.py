@@ -84,7 +84,7 @@ class ModelConfig:
     mix_init: float = 0.7
     mask_padding: bool = True  # False: padded steps are attended and pooled, as the reference does
     # run each distinct prompt once and share its keys/values (same result, fewer tokens): once per
-    # batch in training, once for good at inference
+    # batch in CPU training (GPU training runs one pass: launch-bound there), once for good at inference
     share_prompt: bool = True
     # ablations (all on = LIMSSR): the prompt and <missing> placeholders (PCMI), the fusion tokens
     # (LMRF; off: Path 1 reads the mean hidden state), and each of the two heads of MDA

@@ -227,6 +227,10 @@ class LIMSSR(Method):
         return super().train(mode)
 
     def _shares_prefix(self) -> bool:
+        if self.training and self.prompt_ids.is_cuda:
+            # a GPU step at these sizes is bound by kernel launches, not FLOPs: the separate prefix
+            # pass costs more than it saves (H200, Qwen3-0.6B shapes: 0.343 s vs 0.236 s per step)
+            return False
         return (self.cfg.share_prompt and self.cfg.pcmi and self.cfg.lmrf
                 and not getattr(self.backbone, "is_gradient_checkpointing", False))
 
