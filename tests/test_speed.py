@@ -56,7 +56,9 @@ def test_merged_inference_scores_as_the_trained_model(tiny_model):
 
 
 def test_frozen_weights_in_bf16_trainable_in_fp32(tiny_model):
+    signature = tiny_model.backbone_signature()
     tiny_model.store_frozen_weights(torch.bfloat16)
+    assert tiny_model.backbone_signature() == signature  # a bf16-trained run still loads onto fp32 weights
     for name, p in tiny_model.named_parameters():
         assert p.dtype == (torch.float32 if p.requires_grad else torch.bfloat16), name
     with torch.autocast("cpu", dtype=torch.bfloat16):

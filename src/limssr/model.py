@@ -310,7 +310,8 @@ class LIMSSR(Method):
 
     def backbone_signature(self) -> str:
         """The frozen backbone a checkpoint's adapters belong to: its architecture, parameter shapes
-        and a sample of its embedding values (so two checkpoints of one architecture differ too)."""
+        and a sample of its embedding values (so two checkpoints of one architecture differ too),
+        rounded to bf16 so that the same backbone stored in fp32 or bf16 gives the same signature."""
         import hashlib
 
         base = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
@@ -319,7 +320,7 @@ class LIMSSR(Method):
             if "lora_" not in name:
                 digest.update(f"{name}:{tuple(p.shape)}".encode())
         emb = base.get_input_embeddings().weight.detach()
-        digest.update(emb[:8, :32].float().cpu().numpy().tobytes())
+        digest.update(emb[:8, :32].to(torch.bfloat16).float().cpu().numpy().tobytes())
         return f"{type(base).__name__}-{digest.hexdigest()[:16]}"
 
     # ------------------------------------------------------------------ speed
