@@ -54,4 +54,7 @@ def test_sigkill_then_resume_gives_the_same_final_metrics(tmp_path):
     a, b = _results(whole), _results(killed)
     assert a["subsets"] == b["subsets"] and a["average"] == b["average"], (stopped_at, a["average"], b["average"])
     assert json.loads((whole / "selection.json").read_text()) == json.loads((killed / "selection.json").read_text())
-    print(f"killed after epoch {stopped_at}; both runs: average {a['average']}")
+    print(f"killed after epoch {stopped_at}")
+    for name, r in (("uninterrupted", a), ("killed+resumed", b)):
+        print(f"{name}: " + " ".join(f"{k}={v['spearman']:.10f}/{v['mse']:.6f}" for k, v in r["subsets"].items())
+              + f" average={r['average']['spearman']:.10f}/{r['average']['mse']:.6f}")
