@@ -143,3 +143,30 @@ def test_lean_mlp_gives_the_same_outputs_and_gradients():
     torch.testing.assert_close(out, ref)
     for a, b in zip([x.grad] + [p.grad for p in mlp.parameters()], ref_grads):
         torch.testing.assert_close(a, b)
+
+
+def test_compiled_decoder_layers_give_the_same_scores_gradients_and_weight_names(tiny_backbone_factory):
+    from limssr.config import LoraSettings
+    from limssr.layers import compile_decoder_layers
+    from limssr.model import LIMSSR
+
+    def make():  # no dropout: compiled code draws its random numbers differently
+        torch.manual_seed(0)
+        backbone, cfg = tiny_backbone_factory(dropout=0.0, lora=LoraSettings(dropout=0.0))
+        return LIMSSR(cfg, backbone, DIMS).train()
+
+    eager, compiled = make(), make()
+    compiled.load_state_dict(eager.state_dict())
+    assert compile_decoder_layers(compiled.backbone) > 0
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints unchanged
+    feats, valid = random_inputs(batch=4, steps=6), torch.ones(4, 6, dtype=torch.bool)
+    mask = torch.tensor([[1, 0, 1], [1, 1, 1], [0, 1, 0], [1, 1, 0]], dtype=torch.bool)
+    outs = []
+    for model in (eager, compiled):
+        out = model(feats, mask, valid)
+        out.score.sum().backward()
+        outs.append(out.score.detach())
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+    for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5, msg=name)

@@ -110,8 +110,13 @@ def run_one(spec: dict) -> dict:
     if reference:  # the reference computes the tied LM head over every position and throws it away
         embedding = model.backbone.get_input_embeddings()
         model.backbone.register_forward_hook(lambda mod, args, out: kept.append(out.last_hidden_state @ embedding.weight.t()))
-    elif precision == "bf16-mixed" and cfg.train.bf16_weights:
-        model.store_frozen_weights(torch.bfloat16)
+    else:
+        if precision == "bf16-mixed" and cfg.train.bf16_weights:
+            model.store_frozen_weights(torch.bfloat16)
+        if cfg.train.compile != "off":
+            from limssr.layers import compile_decoder_layers
+
+            compile_decoder_layers(model.backbone, cfg.train.compile)
     bsz, steps, warm = spec["batch"], spec["steps"], spec["warmup"]
     samples = _features(spec, bsz * (steps + warm), seed=1)
     subsets = torch.tensor(all_subsets(len(spec["dims"])), dtype=torch.bool)

@@ -145,6 +145,9 @@ class TrainConfig:
     shuffle: bool = True  # shuffle the training set each epoch
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
     bf16_weights: bool = True  # with bf16 precision, keep the frozen backbone weights in bf16
+    # torch.compile the backbone's decoder layers: "off", "default", "reduce-overhead" (CUDA graphs
+    # on a GPU) or "max-autotune"; the first steps pay the compilation
+    compile: str = "off"
     nonfinite: str = "stop"  # a NaN/Inf loss: "stop" (keeping the last checkpoint) or "skip" the batch
     deterministic: bool = False
     log_every_n_steps: int = 5
@@ -347,6 +350,7 @@ CHOICES = {
     "baseline.mcmoe_mode": ("faithful", "fixed"),
     "model.final_mix": ("linear", "sigmoid"),
     "train.precision": ("fp32", "bf16", "auto"),
+    "train.compile": ("off", "default", "reduce-overhead", "max-autotune"),
 }
 
 

@@ -124,3 +124,14 @@ def use_lean_mlp(module: nn.Module) -> int:
             sub.forward = types.MethodType(_lean_gated_mlp, sub)
             count += 1
     return count
+
+
+def compile_decoder_layers(module: nn.Module, mode: str = "default") -> int:
+    """torch.compile each decoder layer of a Hugging Face backbone in place (parameter names and
+    checkpoints unchanged): fused element-wise work and, with mode "reduce-overhead" on a GPU,
+    CUDA graphs instead of thousands of kernel launches. Returns the number of layers compiled."""
+    layers = [m for m in module.modules() if type(m).__name__.endswith("DecoderLayer")]
+    for layer in layers:
+        layer.compile(mode=None if mode == "default" else mode)
+    return len(layers)
+

@@ -235,6 +235,10 @@ class TrainingModule(L.LightningModule):
         if t.gradient_checkpointing and backbone is not None:
             base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if t.compile != "off" and backbone is not None:
+            from limssr.layers import compile_decoder_layers
+
+            compile_decoder_layers(backbone, t.compile)
 
     def on_validation_epoch_start(self) -> None:
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
