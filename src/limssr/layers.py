@@ -130,7 +130,14 @@ def compile_decoder_layers(module: nn.Module, mode: str = "default") -> int:
     """torch.compile each decoder layer of a Hugging Face backbone in place (parameter names and
     checkpoints unchanged): fused element-wise work and, with mode "reduce-overhead" on a GPU,
     CUDA graphs instead of thousands of kernel launches. Returns the number of layers compiled."""
+    import torch._dynamo
+
     layers = [m for m in module.modules() if type(m).__name__.endswith("DecoderLayer")]
+    # each layer's index is a constant of its graph, so every layer compiles once per input shape:
+    # leave room for all of them (the default limit, 8, would leave the later layers uncompiled)
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 8 * len(layers))
+    torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit,
+                                                           32 * len(layers))
     for layer in layers:
         layer.compile(mode=None if mode == "default" else mode)
     return len(layers)
