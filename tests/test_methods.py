@@ -112,3 +112,23 @@ def test_limssr_ablations_change_the_structure():
     assert no_p1.path1 is None and not hasattr(no_p1, "mix")
     out = no_p1.eval()(feats, mask, valid)
     torch.testing.assert_close(out.score, out.aux)
+
+
+def test_versus_limssr_lists_where_it_wins_and_loses():
+    from limssr.benchmark import comparison_markdown, versus_limssr
+
+    def row(method, regime, sp, mse, std=0.01):
+        cells = {c: {"spearman": sp[c], "spearman_std": std, "mse": mse[c], "mse_std": 1.0}
+                 for c in ("vaf", "v", "average")}
+        return {"method": method, "regime": regime, "seeds": [1, 2, 3], **cells}
+
+    table = {"rows": [row("limssr", "strict", {"vaf": 0.80, "v": 0.60, "average": 0.60}, {"vaf": 100, "v": 200, "average": 200}),
+                      row("zero-fill", "complete", {"vaf": 0.70, "v": 0.605, "average": 0.61}, {"vaf": 120, "v": 150, "average": 150})]}
+    (v,) = versus_limssr(table, ["vaf", "v"])
+    assert v["method"] == "zero-fill" and v["regime"] == "complete"
+    assert v["spearman"]["limssr_better"] == ["vaf"] and v["spearman"]["limssr_worse"] == ["v"]
+    assert v["spearman"]["beyond_seed_std_better"] == ["vaf"] and v["spearman"]["beyond_seed_std_worse"] == []
+    assert v["mse"]["limssr_better"] == ["vaf"] and v["mse"]["beyond_seed_std_worse"] == ["v"]
+    assert abs(v["spearman"]["average_gap"] + 0.01) < 1e-9 and v["mse"]["average_gap"] == -50
+    table["versus_limssr"] = [v]
+    assert "| zero-fill | no | vaf | v | vaf | v | -0.010 | +50.0 |" in comparison_markdown(table, ["vaf", "v"])
