@@ -60,3 +60,20 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         save_weights({"x": torch.zeros(2)}, {"v": 2}, path)
     assert load_weights(path)[1] == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
+
+
+def test_atomic_writes_get_the_permissions_of_a_plainly_created_file(tmp_path):
+    import os
+
+    from limssr.checkpoint import atomic_save
+    from limssr.report import atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "results.json", "{}")
+        atomic_save({"w": torch.zeros(2)}, {}, tmp_path / "w.safetensors")
+    finally:
+        os.umask(umask)
+    for name in ("results.json", "w.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "w.safetensors"]

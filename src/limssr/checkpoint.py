@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+
+from limssr.atomic import plain_file_mode, temp_sibling
 
 TREE_KEY = "limssr.tree"
 FORMAT_KEY = "limssr.format"
@@ -85,11 +86,10 @@ def _decode(node: dict, tensors: dict[str, torch.Tensor]) -> Any:
 def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: str | Path) -> None:
     """Write a safetensors file under a temporary name, then rename it over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = temp_sibling(path)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, plain_file_mode())  # safetensors writes its files owner-only
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

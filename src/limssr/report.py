@@ -10,20 +10,19 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from limssr.atomic import temp_sibling
 from limssr.evaluation import Predictions
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = temp_sibling(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -156,8 +155,7 @@ def plot_results(results: dict, path: Path) -> Path:
     ax2.legend(fontsize=8)
     fig.suptitle(_title(results), fontsize=9)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    tmp = temp_sibling(path, ".png")
     try:
         fig.savefig(tmp, dpi=110)
         os.replace(tmp, path)

@@ -1,0 +1,24 @@
+"""Temporary files beside their destination, for write-then-rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def temp_sibling(path: Path, suffix: str = ".tmp") -> str:
+    """A new empty file in `path`'s directory, with the permissions a plainly created file would get
+    (mkstemp alone makes it readable by its owner only, and the rename would keep that)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, plain_file_mode())
+    os.close(fd)
+    return tmp
+
+
+def plain_file_mode() -> int:
+    """0o666 less the process umask: the mode `open(path, "w")` would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
