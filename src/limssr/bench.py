@@ -98,7 +98,7 @@ def run_one(spec: dict) -> dict:
     """Measure one configuration (called in a fresh process by `compare`)."""
     from limssr.evaluation import autocast_for
     from limssr.subsets import all_subsets
-    from limssr.training import build_model, resolve_precision
+    from limssr.training import apply_training_speedups, build_model, resolve_precision
 
     torch.manual_seed(0)
     cfg = _config(spec)
@@ -110,13 +110,7 @@ def run_one(spec: dict) -> dict:
     if reference:  # the reference computes the tied LM head over every position and throws it away
         embedding = model.backbone.get_input_embeddings()
         model.backbone.register_forward_hook(lambda mod, args, out: kept.append(out.last_hidden_state @ embedding.weight.t()))
-    else:
-        if precision == "bf16-mixed" and cfg.train.bf16_weights:
-            model.store_frozen_weights(torch.bfloat16)
-        if cfg.train.compile != "off":
-            from limssr.layers import compile_decoder_layers
-
-            compile_decoder_layers(model.backbone, cfg.train.compile)
+    apply_training_speedups(model, cfg.train, precision)  # the reference's config asks for none
     bsz, steps, warm = spec["batch"], spec["steps"], spec["warmup"]
     samples = _features(spec, bsz * (steps + warm), seed=1)
     subsets = torch.tensor(all_subsets(len(spec["dims"])), dtype=torch.bool)

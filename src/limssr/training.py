@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from limssr.checkpoint import SafetensorsCheckpointIO
-from limssr.config import RunConfig, config_from_dict
+from limssr.config import RunConfig, TrainConfig, config_from_dict
 from limssr.data import SampleSet
 from limssr.data.dataset import AQADataset, Batch, collate, hide
 from limssr.masking import build_protocol
@@ -193,6 +193,23 @@ def lr_factor(epoch: int, epochs: int, warmup: int, decay_rate: float) -> float:
     return decay_rate + (1 - decay_rate) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def apply_training_speedups(model, t: TrainConfig, precision: str) -> None:
+    """The training-time settings of `train`: bf16 frozen weights (under bf16 precision), gradient
+    checkpointing and compiled decoder layers. Used by training and by `limssr bench` alike."""
+    if t.bf16_weights and precision.startswith("bf16"):
+        model.store_frozen_weights(torch.bfloat16)
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:
+        return
+    if t.gradient_checkpointing:
+        base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if t.compile != "off":
+        from limssr.layers import compile_decoder_layers
+
+        compile_decoder_layers(backbone, t.compile)
+
+
 class TrainingModule(L.LightningModule):
     """Optimisation of any method: its loss, AdamW, per-epoch warm-up + cosine schedule."""
 
@@ -228,17 +245,7 @@ class TrainingModule(L.LightningModule):
         self.model.set_epoch(self.current_epoch)
 
     def on_fit_start(self) -> None:
-        t = self.cfg.train
-        if t.bf16_weights and str(self.trainer.precision).startswith("bf16"):
-            self.model.store_frozen_weights(torch.bfloat16)
-        backbone = getattr(self.model, "backbone", None)
-        if t.gradient_checkpointing and backbone is not None:
-            base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
-            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if t.compile != "off" and backbone is not None:
-            from limssr.layers import compile_decoder_layers
-
-            compile_decoder_layers(backbone, t.compile)
+        apply_training_speedups(self.model, self.cfg.train, str(self.trainer.precision))
 
     def on_validation_epoch_start(self) -> None:
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
