@@ -1,5 +1,6 @@
 """Projection, Path 1 and Path 2 shapes, how the mask changes them, and that nothing hidden leaks."""
 
+import pytest
 import torch
 
 from limssr.layers import TimeProjection
@@ -97,6 +98,26 @@ def test_padded_steps_do_not_change_the_score(tiny_model):
     short = {m: x[:1, :4] for m, x in feats.items()}
     alone = tiny_model(short, mask[:1], torch.ones(1, 4, dtype=torch.bool))
     torch.testing.assert_close(alone.score, ref.score[:1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("share_prompt", [False, True])
+def test_each_sample_of_a_mixed_batch_scores_as_it_would_alone(tiny_backbone_factory, share_prompt):
+    """Different masks give prompts, and so sequences, of different lengths, padded at the end (whole
+    sequences) or in the middle (shared prompt prefixes): either way every sample must score exactly
+    as it does alone."""
+    from limssr.model import LIMSSR
+
+    torch.manual_seed(0)
+    backbone, cfg = tiny_backbone_factory(share_prompt=share_prompt)
+    model = LIMSSR(cfg, backbone, DIMS).eval()
+    feats = random_inputs(batch=4, steps=6)
+    mask = torch.tensor([[1, 1, 1], [0, 0, 1], [1, 0, 1], [0, 1, 0]], dtype=torch.bool)
+    valid = torch.ones(4, 6, dtype=torch.bool)
+    batch = model(feats, mask, valid)
+    for i in range(4):
+        alone = model({m: x[i:i + 1] for m, x in feats.items()}, mask[i:i + 1], valid[i:i + 1])
+        torch.testing.assert_close(alone.score, batch.score[i:i + 1], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(alone.fusion, batch.fusion[i:i + 1], atol=1e-4, rtol=1e-4)
 
 
 def test_trainable_state_holds_no_frozen_backbone_weight(tiny_model):

@@ -94,6 +94,22 @@ def test_assembled_sequence_matches_layout(tiny_model):
         assert positions[b, :length].tolist() == list(range(length))
 
 
+def test_sequences_padded_to_a_fixed_length(tiny_model):
+    """Padding to a fixed length (one shape for CUDA graphs) only appends unattended positions."""
+    feats = random_inputs(batch=3, steps=5)
+    mask = torch.tensor([[1, 1, 1], [0, 1, 0], [1, 0, 1]], dtype=torch.bool)
+    valid = torch.ones(3, 5, dtype=torch.bool)
+    embeds, attend, positions, lay = tiny_model.assemble(feats, mask, valid)
+    longest = tiny_model.longest_sequence(5)
+    assert longest >= lay.total
+    fixed, attend_f, positions_f, _ = tiny_model.assemble(feats, mask, valid, length=longest)
+    assert fixed.shape[1] == longest and not attend_f[:, lay.total:].any()
+    torch.testing.assert_close(fixed[:, :lay.total], embeds)
+    assert torch.equal(attend_f[:, :lay.total], attend) and torch.equal(positions_f[:, :lay.total], positions)
+    with pytest.raises(ValueError, match="shorter than the batch's longest"):
+        tiny_model.assemble(feats, mask, valid, length=lay.total - 1)
+
+
 def test_padded_steps_are_not_attended(tiny_model):
     feats = random_inputs(batch=2, steps=5)
     mask = torch.ones(2, 3, dtype=torch.bool)

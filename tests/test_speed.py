@@ -170,3 +170,34 @@ def test_compiled_decoder_layers_give_the_same_scores_gradients_and_weight_names
     for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
         if p.grad is not None:
             torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_cuda_graphed_layers_train_at_one_length_and_score_eagerly(tiny_backbone_factory):
+    """Layers compiled with reduce-overhead train on batches padded to one length (one CUDA graph),
+    with the same scores; they score eagerly, merged or not, since graph replays overwrite earlier
+    outputs, which the cached prompt keys/values are."""
+    from limssr.config import LoraSettings
+    from limssr.layers import compile_decoder_layers, has_cuda_graphed_layers
+    from limssr.model import LIMSSR
+
+    def make():  # the whole sequence per sample, as GPU training runs it; no dropout
+        torch.manual_seed(0)
+        backbone, cfg = tiny_backbone_factory(dropout=0.0, share_prompt=False, lora=LoraSettings(dropout=0.0))
+        return LIMSSR(cfg, backbone, DIMS).eval()
+
+    eager, graphed = make(), make()
+    graphed.load_state_dict(eager.state_dict())
+    compile_decoder_layers(graphed.backbone, "reduce-overhead")
+    assert has_cuda_graphed_layers(graphed.backbone) and not has_cuda_graphed_layers(eager.backbone)
+    feats, valid = random_inputs(batch=4, steps=6), torch.ones(4, 6, dtype=torch.bool)
+    mask = torch.tensor([[1, 0, 1], [1, 1, 1], [0, 1, 0], [1, 1, 0]], dtype=torch.bool)
+    eager.train(), graphed.train()
+    torch.testing.assert_close(graphed(feats, mask, valid).score, eager(feats, mask, valid).score,
+                               atol=1e-5, rtol=1e-5)
+    eager.eval(), graphed.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(graphed(feats, mask, valid).score, eager(feats, mask, valid).score)
+        graphed.prepare_inference("32-true")
+        eager.prepare_inference("32-true")
+        assert has_cuda_graphed_layers(graphed.backbone)  # merging LoRA keeps the layers
+        torch.testing.assert_close(graphed(feats, mask, valid).score, eager(feats, mask, valid).score)

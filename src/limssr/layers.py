@@ -140,5 +140,13 @@ def compile_decoder_layers(module: nn.Module, mode: str = "default") -> int:
                                                            32 * len(layers))
     for layer in layers:
         layer.compile(mode=None if mode == "default" else mode)
+        layer.cuda_graphed = mode == "reduce-overhead"
     return len(layers)
+
+
+def has_cuda_graphed_layers(module: nn.Module) -> bool:
+    """Whether `compile_decoder_layers` gave `module` CUDA-graphed layers. Such a layer reuses its
+    output memory on every replay, so code that keeps an output past the next replay (the prompt
+    cache used in scoring) must run the layers eagerly."""
+    return any(getattr(m, "cuda_graphed", False) for m in module.modules())
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from limssr.backbone import Backbone
 from limssr.config import LossConfig, ModelConfig
-from limssr.layers import TimeProjection, masked_mean, regressor
+from limssr.layers import TimeProjection, has_cuda_graphed_layers, masked_mean, regressor
 from limssr.methods.base import Method
 from limssr.sequence import Layout, build_layout, prompt_text
 from limssr.subsets import all_subsets
@@ -176,9 +176,11 @@ class LIMSSR(Method):
             attend = attend.scatter(1, span_pos, valid[:, None, :].expand(-1, num_mod, -1).flatten(1))
         return body, attend, layout
 
-    def assemble(self, features: dict[str, torch.Tensor], mask: torch.Tensor, valid: torch.Tensor):
+    def assemble(self, features: dict[str, torch.Tensor], mask: torch.Tensor, valid: torch.Tensor,
+                 length: int | None = None):
         """The whole sequence: input embeddings (B, L, H), attention mask (B, L), position ids (B, L)
-        and the layout. Each sample's sequence starts at 0; shorter ones are padded at the end."""
+        and the layout. Each sample's sequence starts at 0; shorter ones are padded at the end, to
+        the batch's longest or to `length` if given."""
         bsz, steps = valid.shape
         subset = self._subsets(mask)
         plen = self.prompt_len[subset]
@@ -187,13 +189,23 @@ class LIMSSR(Method):
         body, body_attend, _ = self._body(features, mask, valid)
         layout = build_layout(mask, plen, steps, self.cfg.num_fusion_tokens if self.cfg.lmrf else 0)
         full = torch.cat([prompt, body], dim=1)  # prompts padded to pmax, then the body
-        pos = torch.arange(layout.total, device=mask.device).expand(bsz, -1)
+        total = layout.total if length is None else length
+        if total < layout.total:
+            raise ValueError(f"length {total} is shorter than the batch's longest sequence, {layout.total}")
+        pos = torch.arange(total, device=mask.device).expand(bsz, -1)
         src = torch.where(pos < plen[:, None], pos, pmax + pos - plen[:, None]).clamp(max=full.shape[1] - 1)
         embeds = full.gather(1, src[..., None].expand(-1, -1, self.hidden))
         attend = torch.cat([torch.ones_like(body_attend[:, :1]).expand(-1, pmax), body_attend], dim=1)
         attend = attend.gather(1, src) & (pos < layout.length[:, None])
         positions = (attend.long().cumsum(dim=1) - 1).clamp(min=0)
         return embeds, attend, positions, layout
+
+    def longest_sequence(self, steps: int) -> int:
+        """The length of the longest sequence any mask gives at `steps` time steps. CUDA-graphed layers
+        pad every training batch to it: one input shape, so one graph, instead of a new graph
+        recorded for each batch's length."""
+        k = self.cfg.num_fusion_tokens if self.cfg.lmrf else 0
+        return int(self.prompt_len.max()) + len(self.modalities) * (steps + 2) + k
 
     # ------------------------------------------------------------------ the prompt prefix, computed once
 
@@ -239,9 +251,17 @@ class LIMSSR(Method):
     def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor, time_mask: torch.Tensor) -> LimssrOutput:
         """features: modality -> (B, T, D); mask (B, M) shown modalities; time_mask (B, T) real steps."""
         valid = time_mask if self.cfg.mask_padding else torch.ones_like(time_mask)
+        if not self.training and has_cuda_graphed_layers(self.backbone):
+            with torch.compiler.set_stance("force_eager"):  # compiled for training only
+                return self._forward(features, mask, valid)
+        return self._forward(features, mask, valid)
+
+    def _forward(self, features, mask, valid) -> LimssrOutput:
         if self._shares_prefix():
             return self._forward_with_prefix(features, mask, valid)
-        embeds, attend, positions, layout = self.assemble(features, mask, valid)
+        graphed = self.training and has_cuda_graphed_layers(self.backbone)
+        embeds, attend, positions, layout = self.assemble(features, mask, valid,
+                                                          self.longest_sequence(valid.shape[1]) if graphed else None)
         hidden = self.backbone(inputs_embeds=embeds.to(self._input_dtype()),
                                attention_mask=None if bool(attend.all()) else attend.long(),
                                position_ids=positions).last_hidden_state.float()
