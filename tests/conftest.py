@@ -33,7 +33,8 @@ def tiny_backbone_factory():
 
     def make(**kwargs):
         cfg = ModelConfig(backbone="tiny", **kwargs)
-        return load_backbone("tiny", cfg.lora, cfg.train_embeddings, prompt_texts=texts, seed=0), cfg
+        return load_backbone("tiny", cfg.lora, cfg.train_embeddings, prompt_texts=texts, seed=0,
+                             attention=cfg.attention), cfg
 
     return make
 

@@ -24,11 +24,20 @@ def test_fast_dropout_distribution_and_memory():
     y.sum().backward()
     assert torch.equal(x.grad == 0, y == 0)
     assert torch.equal(drop.eval()(x), x)
-    # only the boolean mask is kept for backward
+    # nothing is kept for backward (the mask is drawn again from its seed), and the gradient
+    # there drops exactly the elements the forward pass dropped, as a held mask would
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        drop.train()(x)
-    assert saved and all(t.dtype == torch.bool for t in saved)
+        y = drop.train()(x)
+    assert not saved
+    x.grad = None
+    torch.manual_seed(1)  # the global generator moving on between the passes changes nothing
+    (y * torch.arange(1e6).view(1000, 1000)).sum().backward()
+    torch.testing.assert_close(x.grad, torch.where(y == 0, 0.0, torch.arange(1e6).view(1000, 1000) * y))
+    torch.manual_seed(0)
+    a = FastDropout(0.1).train()(x)
+    torch.manual_seed(0)
+    assert torch.equal(FastDropout(0.1).train()(x), a)  # seeded runs repeat
 
 
 def test_lora_layers_get_the_fast_dropout(tiny_backbone_factory):
@@ -143,6 +152,37 @@ def test_lean_mlp_gives_the_same_outputs_and_gradients():
     torch.testing.assert_close(out, ref)
     for a, b in zip([x.grad] + [p.grad for p in mlp.parameters()], ref_grads):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_lean_rms_norm_gives_the_same_outputs_and_gradients(dtype):
+    from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
+
+    from limssr.layers import use_lean_rms_norm
+
+    torch.manual_seed(0)
+    norm = Qwen3RMSNorm(32, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(32))
+    norm.to(dtype)
+    x = (torch.randn(3, 5, 32) * 3).to(dtype).requires_grad_()
+    up = torch.randn(3, 5, 32).to(dtype)
+    results = []
+    for lean in (False, True):
+        if lean:
+            assert use_lean_rms_norm(norm) == 1
+        x.grad, norm.weight.grad = None, None
+        out = norm(x)
+        (out * up).sum().backward()
+        results.append((out, x.grad, norm.weight.grad))
+    (ref, ref_gx, ref_gw), (out, gx, gw) = results
+    assert out.dtype == ref.dtype == dtype
+    torch.testing.assert_close(out, ref, atol=0, rtol=0)  # the same operations forward
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(gx, ref_gx, **tol)
+    torch.testing.assert_close(gw, ref_gw, **tol)
+    assert use_lean_rms_norm(GemmaRMSNorm(32)) == 0  # another formula: left as it is
 
 
 def test_compiled_decoder_layers_give_the_same_scores_gradients_and_weight_names(tiny_backbone_factory):

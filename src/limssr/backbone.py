@@ -178,11 +178,12 @@ def _decoder_from_path(path: Path, trust_remote_code: bool = False) -> tuple[nn.
 
 def load_backbone(spec: str, lora: LoraSettings, train_embeddings: bool = False,
                   prompt_texts: list[str] | None = None, seed: int = 0,
-                  trust_remote_code: bool = False) -> Backbone:
+                  trust_remote_code: bool = False, attention: str = "auto") -> Backbone:
     """Load `spec` ("default", "tiny", "tiny-qwen" or a directory), freeze it, then add LoRA.
 
     With `train_embeddings` the whole input embedding matrix stays trainable (the reference's
-    behaviour); otherwise only LoRA (and the model's own added-token table) train.
+    behaviour); otherwise only LoRA (and the model's own added-token table) train. `attention`:
+    "auto" or "sdpa" (limssr.attention).
     """
     if spec in TINY_NAMES:
         tokenizer = _tiny_tokenizer(prompt_texts or ["action quality"])
@@ -193,9 +194,12 @@ def load_backbone(spec: str, lora: LoraSettings, train_embeddings: bool = False,
         decoder, tokenizer = _decoder_from_path(Path(spec).expanduser(), trust_remote_code)
     tokenizer.add_bos_token = False  # the reference tokenises its prompt with no BOS
     decoder.config.use_cache = False
-    from limssr.layers import use_lean_mlp
+    from limssr.attention import use_attention
+    from limssr.layers import use_lean_mlp, use_lean_rms_norm
 
     use_lean_mlp(decoder)  # same computation, one intermediate fewer kept for backward
+    use_lean_rms_norm(decoder)  # same values, half the memory kept for backward in bf16
+    use_attention(decoder, attention)
     if not torch.cuda.is_available():
         # on CPUs SDPA handles grouped-query attention with a mask: no repeated keys/values kept
         os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")

@@ -50,7 +50,7 @@ def _config(spec: dict):
     dims = spec["dims"]
     model = replace(cfg.model, modalities=list(dims), dims=dict(dims))
     if spec["kind"] == "reference":
-        model = replace(model, train_embeddings=True, share_prompt=False,
+        model = replace(model, train_embeddings=True, share_prompt=False, attention="sdpa",
                         lora=replace(model.lora, fast_dropout=False))
         train = replace(cfg.train, precision="fp32", bf16_weights=False)
     else:
@@ -180,6 +180,14 @@ def run_one(spec: dict) -> dict:
                 _sync(device)
                 if i:
                     infer_times.append(time.perf_counter() - t0)
+            if spec.get("profile"):
+                def score_batch():
+                    with autocast_for(device, precision):
+                        model(feats, infer_masks[-1].to(device), infer_valid).score.float().cpu()
+                        kept.clear()
+
+                _profile(score_batch, device, Path(spec["profile"]) / f"{spec['kind']}-inference-profile.txt",
+                         what=f"scoring batches of {infer_bsz}")
 
     step = statistics.median(times)
     infer = statistics.median(infer_times)
@@ -197,7 +205,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _profile(fn, device: torch.device, path: Path, steps: int = 3) -> None:
+def _profile(fn, device: torch.device, path: Path, steps: int = 3, what: str = "training steps") -> None:
     """torch.profiler over `steps` calls of `fn`: operator tables by host time and by device time."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -207,7 +215,7 @@ def _profile(fn, device: torch.device, path: Path, steps: int = 3) -> None:
             fn()
         _sync(device)
     table = prof.key_averages()
-    text = f"{steps} training steps\n\nby self host time\n{table.table(sort_by='self_cpu_time_total', row_limit=40)}"
+    text = f"{steps} {what}\n\nby self host time\n{table.table(sort_by='self_cpu_time_total', row_limit=40)}"
     if device.type == "cuda":
         text += f"\n\nby self device time\n{table.table(sort_by='self_device_time_total', row_limit=40)}"
     path.parent.mkdir(parents=True, exist_ok=True)

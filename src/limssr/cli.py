@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--fast-set", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for the fast configuration only, e.g. model.share_prompt=false (repeatable)")
     be.add_argument("--profile", metavar="DIR",
-                    help="also write torch.profiler operator tables of 3 training steps per configuration to DIR")
+                    help="also write torch.profiler operator tables of 3 training steps and 3 scoring batches per configuration to DIR")
     be.add_argument("--out", metavar="FILE", help="JSON report (default: bench-<time>.json)")
 
     data = sub.add_parser("data", help="check, convert or synthesize datasets",

@@ -86,6 +86,9 @@ class ModelConfig:
     # run each distinct prompt once and share its keys/values (same result, fewer tokens): once per
     # batch in CPU training (GPU training runs one pass: launch-bound there), once for good at inference
     share_prompt: bool = True
+    # attention kernel: "auto" (bf16 on a CPU: matrix products over grouped heads, faster there than
+    # SDPA's CPU kernel; SDPA everywhere else) or "sdpa" (always; the reference). See limssr.attention
+    attention: str = "auto"
     # ablations (all on = LIMSSR): the prompt and <missing> placeholders (PCMI), the fusion tokens
     # (LMRF; off: Path 1 reads the mean hidden state), and each of the two heads of MDA
     pcmi: bool = True
@@ -349,6 +352,7 @@ CHOICES = {
     "train.nonfinite": ("stop", "skip"),
     "baseline.mcmoe_mode": ("faithful", "fixed"),
     "model.final_mix": ("linear", "sigmoid"),
+    "model.attention": ("auto", "sdpa"),
     "train.precision": ("fp32", "bf16", "auto"),
     "train.compile": ("off", "default", "reduce-overhead", "max-autotune"),
 }

@@ -55,11 +55,37 @@ def masked_mean(x: torch.Tensor, valid: torch.Tensor, dim: int = 1) -> torch.Ten
     return (x * w).sum(dim=dim) / w.sum(dim=dim).clamp(min=1.0)
 
 
+def _drop_mask(shape: torch.Size, threshold: int, seed: int, device: torch.device) -> torch.Tensor:
+    """Where to drop: 15-bit integers from 64-bit random words of a generator seeded with `seed`,
+    below `threshold` (so each element is dropped with probability threshold / 32768)."""
+    n = shape.numel()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(generator=gen)
+    return (words.view(torch.int16)[:n].view(shape) & 0x7FFF) < threshold
+
+
+class _Dropout(torch.autograd.Function):
+    """Dropout that keeps only a seed for backward and draws its mask again there: no mask is held
+    between the forward and backward passes (one byte per element of every LoRA input)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, threshold: int, scale: float, seed: int) -> torch.Tensor:
+        ctx.threshold, ctx.scale, ctx.seed = threshold, scale, seed
+        return (x * scale).masked_fill(_drop_mask(x.shape, threshold, seed, x.device), 0.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        drop = _drop_mask(grad.shape, ctx.threshold, ctx.seed, grad.device)
+        return (grad * ctx.scale).masked_fill(drop, 0.0), None, None, None
+
+
 class FastDropout(nn.Module):
     """Dropout whose masks come from 64-bit random words split into 15-bit integers: the same
     Bernoulli distribution as `nn.Dropout` with p rounded to a multiple of 1/32768 (0.1 becomes
     0.100006), about three times cheaper to draw on a CPU, where drawing masks is a large share of a
-    LoRA training step (one mask per LoRA layer and step)."""
+    LoRA training step (one mask per LoRA layer and step). Each mask comes from its own seed, drawn
+    from torch's global generator (so seeded runs repeat), and is drawn again for backward rather
+    than kept."""
 
     def __init__(self, p: float):
         super().__init__()
@@ -69,11 +95,8 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.threshold == 0:
             return x
-        n = x.numel()
-        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_()
-        draws = words.view(torch.int16)[:n].view(x.shape) & 0x7FFF  # uniform on [0, 32768)
-        # masked_fill keeps only the boolean mask for backward (a float mask would cost 4x the memory)
-        return (x * (1.0 / (1.0 - self.threshold / 32768))).masked_fill(draws < self.threshold, 0.0)
+        seed = int(torch.randint(2 ** 62, (), dtype=torch.int64))
+        return _Dropout.apply(x, self.threshold, 1.0 / (1.0 - self.threshold / 32768), seed)
 
     def extra_repr(self) -> str:
         return f"p={self.threshold / 32768:.6f}"
@@ -122,6 +145,52 @@ def use_lean_mlp(module: nn.Module) -> int:
         is_silu = isinstance(act, nn.SiLU) or type(act).__name__ == "SiLUActivation"  # transformers' own
         if all(hasattr(sub, n) for n in ("gate_proj", "up_proj", "down_proj")) and is_silu:
             sub.forward = types.MethodType(_lean_gated_mlp, sub)
+            count += 1
+    return count
+
+
+class _RMSNorm(torch.autograd.Function):
+    """weight * (x / rms(x)) computed in fp32 and cast back, as Llama/Qwen/Mistral's RMSNorm does,
+    keeping for backward the input in its own dtype (bf16 in bf16 training) and the reciprocal
+    RMS, instead of the fp32 copy of the input that autograd keeps for the stock module."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        rstd = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
+        ctx.save_for_backward(x, weight, rstd)
+        return weight * (x.float() * rstd).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, rstd = ctx.saved_tensors
+        xf = x.float()
+        g = (grad * weight).float()
+        # d/dx of x * (mean(x^2) + eps)^-1/2: rstd * g - rstd^3 * x * mean(g * x)
+        grad_x = (rstd * g - rstd.pow(3) * xf * (g * xf).mean(-1, keepdim=True)).to(x.dtype)
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            grad_w = (grad * (xf * rstd).to(x.dtype)).flatten(0, -2).sum(0).to(weight.dtype)
+        return grad_x, grad_w, None
+
+
+def _lean_rms_norm(self, x: torch.Tensor) -> torch.Tensor:
+    return _RMSNorm.apply(x, self.weight, self.variance_epsilon)
+
+
+# RMSNorm classes whose forward is exactly weight * (x.float() * rsqrt(mean(x^2) + eps)).to(x.dtype)
+# (Gemma's, for one, scales by 1 + weight and is left alone)
+_PLAIN_RMS_NORMS = ("LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "MistralRMSNorm")
+
+
+def use_lean_rms_norm(module: nn.Module) -> int:
+    """Give every plain RMSNorm the memory-saving forward above (same values; parameters and names
+    unchanged). Returns how many norms were changed."""
+    import types
+
+    count = 0
+    for sub in module.modules():
+        if type(sub).__name__ in _PLAIN_RMS_NORMS:
+            sub.forward = types.MethodType(_lean_rms_norm, sub)
             count += 1
     return count
 

@@ -17,5 +17,6 @@ def build(cfg, backbone=None):
         names = [cfg.model.prompt_names.get(m, m) for m in cfg.model.modalities]
         texts = [prompt_text(s, names) for s in all_subsets(len(names))]
         backbone = load_backbone(cfg.model.backbone, cfg.model.lora, cfg.model.train_embeddings,
-                                 prompt_texts=texts, seed=cfg.seed, trust_remote_code=cfg.model.trust_remote_code)
+                                 prompt_texts=texts, seed=cfg.seed, trust_remote_code=cfg.model.trust_remote_code,
+                                 attention=cfg.model.attention)
     return LIMSSR(cfg.model, backbone, cfg.model.dims, cfg.loss)
