@@ -3,11 +3,12 @@
 "sdpa" is PyTorch's fused scaled-dot-product attention, as Hugging Face runs it. "auto" (the
 default) keeps it everywhere except in bf16 on a CPU, where it runs `grouped_attention`: plain
 matrix products and a softmax, the query heads of each key/value head stacked into one product so
-that grouped-query attention needs no repeated keys or values. On this project's 2-core CPU that
-trains a step of the default backbone about 1.25x faster than SDPA's CPU kernel (whose backward
-pass is slow) and scores 1.18x faster; it keeps the attention probabilities for backward (SDPA
-recomputes them), about 0.4 GB more at FS1000 shapes (docs/speed.md). The scores are rounded to
-bf16 before the softmax, as in Hugging Face's eager attention under autocast.
+that grouped-query attention needs no repeated keys or values, and the mask added inside the
+product. On this project's 2-core CPU that trains a step of the default backbone 1.34x faster
+than SDPA's CPU kernel (whose backward pass is slow) and scores 1.26x faster; it keeps the
+attention probabilities for backward (SDPA recomputes them), 0.4 GB more at FS1000 shapes
+(docs/speed.md). The scores are rounded to bf16 before the softmax, as in Hugging Face's eager
+attention under autocast.
 """
 
 from __future__ import annotations
