@@ -40,6 +40,18 @@ def test_fast_dropout_distribution_and_memory():
     assert torch.equal(FastDropout(0.1).train()(x), a)  # seeded runs repeat
 
 
+def test_fast_dropout_is_plain_dropout_off_the_cpu(monkeypatch):
+    """Off the CPU dropout is one fused kernel and a step is bound by kernel launches: F.dropout."""
+    import torch.nn.functional as F
+
+    calls = []
+    monkeypatch.setattr(F, "dropout", lambda x, p, training: calls.append((p, training)) or x)
+    x = torch.empty(4, 4, device="meta")
+    assert FastDropout(0.1).train()(x) is x and calls == [(0.1, True)]
+    FastDropout(0.1).train()(torch.ones(4, 4))
+    assert len(calls) == 1  # the CPU keeps its own masks
+
+
 def test_lora_layers_get_the_fast_dropout(tiny_backbone_factory):
     backbone, cfg = tiny_backbone_factory()
     drops = [m for n, m in backbone.decoder.named_modules() if isinstance(m, FastDropout)]

@@ -85,7 +85,7 @@ class FastDropout(nn.Module):
     0.100006), about three times cheaper to draw on a CPU, where drawing masks is a large share of a
     LoRA training step (one mask per LoRA layer and step). Each mask comes from its own seed, drawn
     from torch's global generator (so seeded runs repeat), and is drawn again for backward rather
-    than kept."""
+    than kept. On other devices it is `F.dropout`."""
 
     def __init__(self, p: float):
         super().__init__()
@@ -95,6 +95,8 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.threshold == 0:
             return x
+        if x.device.type != "cpu":  # one fused kernel there, where a step is bound by kernel launches
+            return F.dropout(x, self.p, training=True)
         seed = int(torch.randint(2 ** 62, (), dtype=torch.int64))
         return _Dropout.apply(x, self.threshold, 1.0 / (1.0 - self.threshold / 32768), seed)
 
