@@ -85,3 +85,17 @@ def test_attention_setting_reaches_the_backbone(tiny_backbone_factory):
     for choice, name in (("sdpa", "sdpa"), ("auto", attention.ATTENTION_NAME)):
         backbone, _ = tiny_backbone_factory(attention=choice)
         assert backbone.decoder.config._attn_implementation == name
+
+
+def test_a_decoder_without_pluggable_attention_keeps_its_own():
+    from types import SimpleNamespace
+
+    from limssr.attention import use_attention
+
+    class Fixed:
+        config = SimpleNamespace(_attn_implementation="sdpa")
+
+        def set_attn_implementation(self, name):
+            raise ValueError(f"{name} is not supported")
+
+    assert use_attention(Fixed(), "auto") == "sdpa"

@@ -88,7 +88,8 @@ def attention_forward(module, query, key, value, attention_mask, dropout: float 
 
 
 def use_attention(decoder, choice: str) -> str:
-    """Set a Hugging Face decoder's attention to `choice` ("auto" or "sdpa"); returns the name set."""
+    """Set a Hugging Face decoder's attention to `choice` ("auto" or "sdpa"); returns the name in
+    use. A decoder that takes no pluggable attention keeps its own (it was loaded with SDPA)."""
     if choice == "sdpa":
         decoder.set_attn_implementation("sdpa")
         return "sdpa"
@@ -97,5 +98,8 @@ def use_attention(decoder, choice: str) -> str:
 
     AttentionInterface.register(ATTENTION_NAME, attention_forward)
     AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)  # boolean masks, None when causal
-    decoder.set_attn_implementation(ATTENTION_NAME)
+    try:
+        decoder.set_attn_implementation(ATTENTION_NAME)
+    except ValueError:  # its modeling code calls one attention of its own
+        return decoder.config._attn_implementation
     return ATTENTION_NAME
