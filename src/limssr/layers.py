@@ -158,9 +158,10 @@ class _RMSNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-        rstd = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
+        xf = x.float()
+        rstd = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
         ctx.save_for_backward(x, weight, rstd)
-        return weight * (x.float() * rstd).to(x.dtype)
+        return weight * (xf * rstd).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -220,4 +221,3 @@ def has_cuda_graphed_layers(module: nn.Module) -> bool:
     output memory on every replay, so code that keeps an output past the next replay (the prompt
     cache used in scoring) must run the layers eagerly."""
     return any(getattr(m, "cuda_graphed", False) for m in module.modules())
-
