@@ -253,3 +253,102 @@ def test_cuda_graphed_layers_train_at_one_length_and_score_eagerly(tiny_backbone
         eager.prepare_inference("32-true")
         assert has_cuda_graphed_layers(graphed.backbone)  # merging LoRA keeps the layers
         torch.testing.assert_close(graphed(feats, mask, valid).score, eager(feats, mask, valid).score)
+
+
+@pytest.mark.parametrize("selected", [[[1, 1, 0, 1], [0, 1, 1, 0]], [[0, 0, 1, 0], [0, 0, 0, 0]],
+                                      [[0, 0, 0, 0], [0, 0, 0, 0]]], ids=["many", "one", "none"])
+def test_masked_time_projection_matches_the_gathered_one(selected):
+    """The GPU form of a modality projection (every step computed, BatchNorm statistics over the
+    selected steps) gives the gathered form's outputs, gradients and running statistics, including
+    with one selected step (running statistics used) and none."""
+    from limssr.layers import TimeProjection
+
+    torch.manual_seed(0)
+    gathered = TimeProjection(6, 8, dropout=0.0)
+    masked = TimeProjection(6, 8, dropout=0.0)
+    masked.load_state_dict(gathered.state_dict())
+    for bn in (gathered.bn1, gathered.bn2, masked.bn1, masked.bn2):  # running statistics away from 0/1
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+    masked.load_state_dict(gathered.state_dict())
+    rows = torch.tensor(selected, dtype=torch.bool)
+    x = torch.randn(2, 4, 6)
+    xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+    outs = [gathered.train().sequence(xs[0], rows), masked.train().masked_sequence(xs[1], rows)]
+    torch.testing.assert_close(outs[1], outs[0])
+    weights = torch.randn_like(outs[0])
+    if not rows.any():  # nothing selected: the gathered form has no graph, the masked one no gradient
+        (outs[1] * weights).sum().backward()
+        assert not outs[0].requires_grad and all(not p.grad.any() for p in [xs[1], *masked.parameters()])
+    else:
+        for out in outs:
+            (out * weights).sum().backward()
+        torch.testing.assert_close(xs[1].grad, xs[0].grad)
+        for (name, p), q in zip(gathered.named_parameters(), masked.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, msg=name)
+    for (name, b), c in zip(gathered.named_buffers(), masked.buffers()):
+        torch.testing.assert_close(c, b, msg=name)
+    with torch.no_grad():  # scoring: running statistics, every step on its own
+        torch.testing.assert_close(masked.eval().masked_sequence(x, rows), gathered.eval().sequence(x, rows))
+
+
+def test_cuda_graphed_training_step_reads_nothing_back_from_the_device(tiny_backbone_factory):
+    """A training step of CUDA-graphed layers runs on the meta device, where reading any value
+    (`.item()`, `bool(tensor)`, a data-dependent shape) fails: so on a GPU the host never waits for
+    the device and can run ahead of it, which a step bound by kernel launches needs. And on the
+    CPU, with padded time steps, it scores as the eager model."""
+    from limssr.config import LoraSettings
+    from limssr.model import LIMSSR
+    from limssr.subsets import all_subsets
+
+    def make():
+        torch.manual_seed(0)
+        backbone, cfg = tiny_backbone_factory(dropout=0.0, lora=LoraSettings(dropout=0.0))
+        return LIMSSR(cfg, backbone, DIMS).train()
+
+    eager, graphed = make(), make()
+    graphed.load_state_dict(eager.state_dict())
+    for layer in graphed.backbone.modules():  # the flag compile_decoder_layers(..., "reduce-overhead") sets
+        if type(layer).__name__.endswith("DecoderLayer"):
+            layer.cuda_graphed = True
+    subsets = torch.tensor(all_subsets(3), dtype=torch.bool)
+    mask = subsets[torch.arange(8) % 7]
+    feats, valid = random_inputs(batch=8, steps=6), torch.ones(8, 6, dtype=torch.bool)
+    valid[1, 4:] = valid[5, 3:] = False
+    torch.testing.assert_close(graphed(feats, mask, valid).score, eager(feats, mask, valid).score,
+                               atol=1e-5, rtol=1e-5)
+
+    meta = graphed.to("meta")
+    out = meta({m: x.to("meta") for m, x in feats.items()}, mask.to("meta"), valid.to("meta"))
+    meta.loss(out, torch.rand(8, device="meta"))["loss"].backward()
+    assert out.score.shape == (8,) and meta.added_tokens.grad is not None
+
+
+def test_compiled_layers_train_every_subset_without_recompiling(tiny_backbone_factory):
+    """CUDA-graphed layers (compiled here on the CPU, where no graph is captured) compile once, with
+    no graph break, and run every modality subset and a mixed batch with that one compilation: on a
+    GPU, the CUDA graphs are recorded once and replayed from then on. LoRA dropout stays on."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from limssr.layers import compile_decoder_layers
+    from limssr.model import LIMSSR
+    from limssr.subsets import all_subsets
+
+    torch.manual_seed(0)
+    backbone, cfg = tiny_backbone_factory(share_prompt=False)
+    model = LIMSSR(cfg, backbone, DIMS).train()
+    torch._dynamo.reset()
+    counters.clear()
+    compile_decoder_layers(model.backbone, "reduce-overhead")
+    subsets = torch.tensor(all_subsets(3), dtype=torch.bool)
+    feats, valid = random_inputs(batch=4, steps=6), torch.ones(4, 6, dtype=torch.bool)
+    masks = [s.expand(4, -1) for s in subsets] + [subsets[[0, 3, 5, 6]]]
+    graphs = []
+    for mask in masks:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(feats, mask, valid)
+        model.loss(out, torch.rand(4))["loss"].backward()
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[0] >= 1 and graphs == graphs[:1] * len(masks)
+    assert not counters["graph_break"] and not counters["recompiles"]
+    torch._dynamo.reset()

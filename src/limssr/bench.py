@@ -9,8 +9,9 @@ own process (so peak memory is its own):
   the LoRA adapters left unmerged;
 * fast: limssr's defaults: no vocabulary logits, only LoRA and the added tokens trainable, bf16
   autocast where the hardware computes bf16 (frozen weights stored in bf16), faster LoRA dropout,
-  each distinct prompt run once per batch, features in memory; at inference LoRA merged into the
-  weights and the prompt prefixes' keys/values computed once and reused.
+  each distinct prompt run once per batch (on the CPU), features in memory, fused AdamW on a GPU;
+  at inference LoRA merged into the weights and the prompt prefixes' keys/values computed once and
+  reused.
 
 A training step is forward + backward + gradient clipping + AdamW, with one modality subset per
 batch as the reference trains. Times are medians over the timed steps after warm-up. The loader
@@ -98,7 +99,7 @@ def run_one(spec: dict) -> dict:
     """Measure one configuration (called in a fresh process by `compare`)."""
     from limssr.evaluation import autocast_for
     from limssr.subsets import all_subsets
-    from limssr.training import apply_training_speedups, build_model, resolve_precision
+    from limssr.training import adamw, apply_training_speedups, build_model, resolve_precision
 
     torch.manual_seed(0)
     cfg = _config(spec)
@@ -119,7 +120,8 @@ def run_one(spec: dict) -> dict:
     labels = torch.rand(steps + warm, bsz, generator=g)
     time_mask = torch.ones(bsz, spec["clips"], dtype=torch.bool, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    opt = (torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay) if reference
+           else adamw(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay))
 
     with tempfile.TemporaryDirectory() as tmp:
         files = _FileBatches(samples, Path(tmp)) if reference else None

@@ -36,11 +36,49 @@ class TimeProjection(nn.Module):
         return bn(x)
 
     def sequence(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Project the steps of `x` (B, T, D) selected by `rows` (B, T); zeros elsewhere -> (B, T, out)."""
+        """Project the steps of `x` (B, T, D) selected by `rows` (B, T); zeros elsewhere -> (B, T, out).
+        Off the CPU, `masked_sequence` (the same values without waiting on the device)."""
+        if x.device.type != "cpu":
+            return self.masked_sequence(x, rows)
         out = x.new_zeros(x.shape[0], x.shape[1], self.bn2.num_features, dtype=torch.float32)
         if rows.any():
             out[rows] = self(x[rows]).float()
         return out
+
+    def masked_sequence(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """`sequence` computed on every step, with the BatchNorm statistics (and their running
+        averages) taken over the `rows` steps only. Gathering the selected steps has a shape that
+        depends on the data, which makes the host wait for the device (a GPU step bound by kernel
+        launches loses its overlap); this has none. Hidden and padded steps cost a little compute."""
+        bsz, steps, dim = x.shape
+        weight = rows.reshape(1, 1, bsz * steps).float()
+        h = self.conv1(x.reshape(bsz * steps, dim).t().unsqueeze(0))  # (1, mid, B*T)
+        h = self.dropout(F.relu(self._masked_bn(self.bn1, h, weight)))
+        h = self._masked_bn(self.bn2, self.conv2(h), weight)
+        out = h.squeeze(0).t().reshape(bsz, steps, -1).float()
+        return torch.where(rows[..., None], out, 0.0)
+
+    @staticmethod
+    def _masked_bn(bn: nn.BatchNorm1d, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """BatchNorm of x (1, C, N) with batch statistics over the steps where `weight` (1, 1, N) is 1;
+        with fewer than two such steps, the running statistics (as `_bn`), left unchanged."""
+        if not bn.training:
+            return bn(x)
+        xf = x.float()
+        n = weight.sum()
+        mean = (xf * weight).sum(dim=(0, 2)) / n.clamp(min=1)
+        var = ((xf - mean[:, None]).pow(2) * weight).sum(dim=(0, 2)) / n.clamp(min=1)  # biased, as BN normalises
+        enough = n >= 2
+        use_mean = torch.where(enough, mean, bn.running_mean)
+        use_var = torch.where(enough, var, bn.running_var)
+        y = (xf - use_mean[:, None]) * torch.rsqrt(use_var[:, None] + bn.eps) * bn.weight[:, None] + bn.bias[:, None]
+        with torch.no_grad():  # running averages as BatchNorm keeps them (unbiased variance)
+            m = bn.momentum
+            unbiased = var * n / (n - 1).clamp(min=1)
+            bn.running_mean.copy_(torch.where(enough, (1 - m) * bn.running_mean + m * mean, bn.running_mean))
+            bn.running_var.copy_(torch.where(enough, (1 - m) * bn.running_var + m * unbiased, bn.running_var))
+            bn.num_batches_tracked.add_(enough.long())
+        return y.to(x.dtype)
 
 
 def regressor(hidden: int, dropout: float) -> nn.Sequential:
@@ -85,7 +123,7 @@ class FastDropout(nn.Module):
     0.100006), about three times cheaper to draw on a CPU, where drawing masks is a large share of a
     LoRA training step (one mask per LoRA layer and step). Each mask comes from its own seed, drawn
     from torch's global generator (so seeded runs repeat), and is drawn again for backward rather
-    than kept. On other devices it is `F.dropout`."""
+    than kept. On other devices and in compiled code it is `F.dropout`."""
 
     def __init__(self, p: float):
         super().__init__()
@@ -95,7 +133,9 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.threshold == 0:
             return x
-        if x.device.type != "cpu":  # one fused kernel there, where a step is bound by kernel launches
+        # off the CPU one fused kernel, where a step is bound by kernel launches; in compiled code, the
+        # compiler's own (a seed drawn here would be a constant of the graph: a recompile every step)
+        if x.device.type != "cpu" or torch.compiler.is_compiling():
             return F.dropout(x, self.p, training=True)
         seed = int(torch.randint(2 ** 62, (), dtype=torch.int64))
         return _Dropout.apply(x, self.threshold, 1.0 / (1.0 - self.threshold / 32768), seed)

@@ -22,6 +22,16 @@ from limssr.sequence import Layout, build_layout, prompt_text
 from limssr.subsets import all_subsets
 
 
+def _check(holds: torch.Tensor, message: str, queued: bool = False) -> None:
+    """Raise ValueError(message) unless `holds` (a one-element bool tensor). `queued`, off the CPU:
+    a device-side assert instead, so the host does not wait for the device (for invariants the data
+    layer already guarantees, such as non-empty training masks)."""
+    if queued and holds.device.type != "cpu":
+        torch._assert_async(holds, message)
+    elif not bool(holds):
+        raise ValueError(message)
+
+
 @dataclass
 class LimssrOutput:
     score: torch.Tensor  # (B,) final score on the normalised scale (score / score_range)
@@ -115,6 +125,7 @@ class LIMSSR(Method):
         ids = [backbone.tokenizer(prompt_text(s, names), add_special_tokens=False)["input_ids"] if cfg.pcmi else []
                for s in subsets]
         longest = max(len(i) for i in ids)
+        self.longest_prompt = longest  # a Python int: fixed-length assembly needs no device read
         self.register_buffer("prompt_ids", torch.tensor([i + [0] * (longest - len(i)) for i in ids], dtype=torch.long),
                              persistent=False)
         self.register_buffer("prompt_len", torch.tensor([len(i) for i in ids]), persistent=False)
@@ -152,17 +163,16 @@ class LIMSSR(Method):
             blocks.append(torch.cat([start, content, end], dim=1))
         return torch.stack(blocks, dim=1)
 
-    def _subsets(self, mask: torch.Tensor) -> torch.Tensor:
+    def _subsets(self, mask: torch.Tensor, queued: bool = False) -> torch.Tensor:
         """Index of each sample's subset (its prompt) from its mask (B, M)."""
         codes = (mask.long() << torch.arange(mask.shape[1], device=mask.device)).sum(dim=1)
         subset = self.subset_of_code[codes]
-        if (subset < 0).any():
-            raise ValueError("every sample needs at least one modality in its mask")
+        _check((subset >= 0).all(), "every sample needs at least one modality in its mask", queued)
         return subset
 
-    def _body(self, features, mask, valid):
+    def _body(self, features, mask, valid, fixed: bool = False):
         """Everything after the prompt: embeddings (B, Lb, H), which positions attend (B, Lb), and the
-        layout in body coordinates (prompt length 0)."""
+        layout in body coordinates (prompt length 0). `fixed`: no value is read back from the device."""
         bsz, steps = valid.shape
         num_mod, k = len(self.modalities), self.cfg.num_fusion_tokens if self.cfg.lmrf else 0
         layout = build_layout(mask, torch.zeros(bsz, dtype=torch.long, device=mask.device), steps, k)
@@ -171,7 +181,7 @@ class LIMSSR(Method):
         body = torch.cat([blocks.gather(1, order).flatten(1, 2),
                           self.added_tokens[3 * num_mod:3 * num_mod + k].expand(bsz, k, self.hidden)], dim=1)
         attend = torch.ones(body.shape[:2], dtype=torch.bool, device=mask.device)
-        if self.cfg.mask_padding and not bool(valid.all()):
+        if self.cfg.mask_padding and (fixed or not bool(valid.all())):
             span_pos = (layout.span_start[:, :, None] + torch.arange(steps, device=mask.device)).flatten(1)
             attend = attend.scatter(1, span_pos, valid[:, None, :].expand(-1, num_mod, -1).flatten(1))
         return body, attend, layout
@@ -180,18 +190,19 @@ class LIMSSR(Method):
                  length: int | None = None):
         """The whole sequence: input embeddings (B, L, H), attention mask (B, L), position ids (B, L)
         and the layout. Each sample's sequence starts at 0; shorter ones are padded at the end, to
-        the batch's longest or to `length` if given."""
+        the batch's longest or to `length` if given. With `length`, shapes do not depend on the data
+        and nothing is read back from the device (checks are queued there), as CUDA graphs need."""
         bsz, steps = valid.shape
-        subset = self._subsets(mask)
+        fixed = length is not None
+        subset = self._subsets(mask, queued=fixed)
         plen = self.prompt_len[subset]
-        pmax = int(plen.max())
+        pmax = self.longest_prompt if fixed else int(plen.max())
         prompt = self.backbone.get_input_embeddings()(self.prompt_ids[subset, :pmax]).float()
-        body, body_attend, _ = self._body(features, mask, valid)
+        body, body_attend, _ = self._body(features, mask, valid, fixed)
         layout = build_layout(mask, plen, steps, self.cfg.num_fusion_tokens if self.cfg.lmrf else 0)
         full = torch.cat([prompt, body], dim=1)  # prompts padded to pmax, then the body
-        total = layout.total if length is None else length
-        if total < layout.total:
-            raise ValueError(f"length {total} is shorter than the batch's longest sequence, {layout.total}")
+        total = length if fixed else layout.total
+        _check(layout.length.max() <= total, f"length {total} is shorter than the batch's longest sequence", fixed)
         pos = torch.arange(total, device=mask.device).expand(bsz, -1)
         src = torch.where(pos < plen[:, None], pos, pmax + pos - plen[:, None]).clamp(max=full.shape[1] - 1)
         embeds = full.gather(1, src[..., None].expand(-1, -1, self.hidden))
@@ -205,7 +216,7 @@ class LIMSSR(Method):
         pad every training batch to it: one input shape, so one graph, instead of a new graph
         recorded for each batch's length."""
         k = self.cfg.num_fusion_tokens if self.cfg.lmrf else 0
-        return int(self.prompt_len.max()) + len(self.modalities) * (steps + 2) + k
+        return self.longest_prompt + len(self.modalities) * (steps + 2) + k
 
     # ------------------------------------------------------------------ the prompt prefix, computed once
 
@@ -239,9 +250,10 @@ class LIMSSR(Method):
         return super().train(mode)
 
     def _shares_prefix(self) -> bool:
-        if self.training and self.prompt_ids.is_cuda:
-            # a GPU step at these sizes is bound by kernel launches, not FLOPs: the separate prefix
-            # pass costs more than it saves (H200, Qwen3-0.6B shapes: 0.343 s vs 0.236 s per step)
+        if self.training and (self.prompt_ids.device.type != "cpu" or has_cuda_graphed_layers(self.backbone)):
+            # off the CPU a step at these sizes is bound by kernel launches, not FLOPs: the separate prefix
+            # pass costs more than it saves (H200, Qwen3-0.6B shapes: 0.343 s vs 0.236 s per step); and
+            # CUDA-graphed layers train on one fixed-length sequence
             return False
         return (self.cfg.share_prompt and self.cfg.pcmi and self.cfg.lmrf
                 and not getattr(self.backbone, "is_gradient_checkpointing", False))
@@ -259,13 +271,29 @@ class LIMSSR(Method):
     def _forward(self, features, mask, valid) -> LimssrOutput:
         if self._shares_prefix():
             return self._forward_with_prefix(features, mask, valid)
-        graphed = self.training and has_cuda_graphed_layers(self.backbone)
-        embeds, attend, positions, layout = self.assemble(features, mask, valid,
-                                                          self.longest_sequence(valid.shape[1]) if graphed else None)
-        hidden = self.backbone(inputs_embeds=embeds.to(self._input_dtype()),
-                               attention_mask=None if bool(attend.all()) else attend.long(),
+        if self.training and has_cuda_graphed_layers(self.backbone):
+            # one shape and one mask kind for every batch (so one graph per layer), nothing read back
+            embeds, attend, positions, layout = self.assemble(features, mask, valid,
+                                                              self.longest_sequence(valid.shape[1]))
+            attention_mask = self._full_attention_mask(attend)
+        else:
+            embeds, attend, positions, layout = self.assemble(features, mask, valid)
+            attention_mask = None if bool(attend.all()) else attend.long()
+        hidden = self.backbone(inputs_embeds=embeds.to(self._input_dtype()), attention_mask=attention_mask,
                                position_ids=positions).last_hidden_state.float()
         return self.heads(hidden, layout, mask, valid, attend)
+
+    def _full_attention_mask(self, attend: torch.Tensor) -> torch.Tensor:
+        """(B, 1, L, L) boolean mask, causal and over `attend`'s positions, given to the backbone as it
+        is (Hugging Face builds its own from a (B, L) mask, reading the device to decide whether it
+        can skip it). Backbones with sliding-window layers get the (B, L) mask."""
+        config = self.backbone.config
+        if getattr(config, "sliding_window", None) or any(
+                t != "full_attention" for t in (getattr(config, "layer_types", None) or ())):
+            return attend.long()
+        length = attend.shape[1]
+        causal = torch.ones(length, length, dtype=torch.bool, device=attend.device).tril()
+        return causal[None, None] & attend[:, None, None, :]
 
     def _forward_with_prefix(self, features, mask, valid) -> LimssrOutput:
         """The same computation with each distinct prompt run once (per batch in training, once for
