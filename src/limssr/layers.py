@@ -51,34 +51,34 @@ class TimeProjection(nn.Module):
         depends on the data, which makes the host wait for the device (a GPU step bound by kernel
         launches loses its overlap); this has none. Hidden and padded steps cost a little compute."""
         bsz, steps, dim = x.shape
-        weight = rows.reshape(1, 1, bsz * steps).float()
+        selected = rows.reshape(bsz * steps)
         h = self.conv1(x.reshape(bsz * steps, dim).t().unsqueeze(0))  # (1, mid, B*T)
-        h = self.dropout(F.relu(self._masked_bn(self.bn1, h, weight)))
-        h = self._masked_bn(self.bn2, self.conv2(h), weight)
+        h = self.dropout(F.relu(self._masked_bn(self.bn1, h, selected)))
+        h = self._masked_bn(self.bn2, self.conv2(h), selected)
         out = h.squeeze(0).t().reshape(bsz, steps, -1).float()
         return torch.where(rows[..., None], out, 0.0)
 
     @staticmethod
-    def _masked_bn(bn: nn.BatchNorm1d, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """BatchNorm of x (1, C, N) with batch statistics over the steps where `weight` (1, 1, N) is 1;
-        with fewer than two such steps, the running statistics (as `_bn`), left unchanged."""
+    def _masked_bn(bn: nn.BatchNorm1d, x: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+        """BatchNorm of x (1, C, N) with batch statistics over the steps `selected` (N,); with fewer
+        than two such steps, the running statistics (as `_bn`), left unchanged."""
         if not bn.training:
             return bn(x)
-        xf = x.float()
-        n = weight.sum()
-        mean = (xf * weight).sum(dim=(0, 2)) / n.clamp(min=1)
-        var = ((xf - mean[:, None]).pow(2) * weight).sum(dim=(0, 2)) / n.clamp(min=1)  # biased, as BN normalises
+        xf = x.float().squeeze(0).t()  # (N, C)
+        n = selected.sum()
+        mean = masked_mean(xf, selected, dim=0)
+        var = masked_mean((xf - mean).pow(2), selected, dim=0)  # biased, as BatchNorm normalises
         enough = n >= 2
         use_mean = torch.where(enough, mean, bn.running_mean)
         use_var = torch.where(enough, var, bn.running_var)
-        y = (xf - use_mean[:, None]) * torch.rsqrt(use_var[:, None] + bn.eps) * bn.weight[:, None] + bn.bias[:, None]
+        y = (xf - use_mean) * torch.rsqrt(use_var + bn.eps) * bn.weight + bn.bias
         with torch.no_grad():  # running averages as BatchNorm keeps them (unbiased variance)
             m = bn.momentum
             unbiased = var * n / (n - 1).clamp(min=1)
             bn.running_mean.copy_(torch.where(enough, (1 - m) * bn.running_mean + m * mean, bn.running_mean))
             bn.running_var.copy_(torch.where(enough, (1 - m) * bn.running_var + m * unbiased, bn.running_var))
             bn.num_batches_tracked.add_(enough.long())
-        return y.to(x.dtype)
+        return y.t().unsqueeze(0).to(x.dtype)
 
 
 def regressor(hidden: int, dropout: float) -> nn.Sequential:

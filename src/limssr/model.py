@@ -249,8 +249,8 @@ class LIMSSR(Method):
         self._prefix_cache = None  # weights may change: computed prefixes are stale
         return super().train(mode)
 
-    def _shares_prefix(self) -> bool:
-        if self.training and (self.prompt_ids.device.type != "cpu" or has_cuda_graphed_layers(self.backbone)):
+    def _shares_prefix(self, fixed_length: bool) -> bool:
+        if self.training and (self.prompt_ids.device.type != "cpu" or fixed_length):
             # off the CPU a step at these sizes is bound by kernel launches, not FLOPs: the separate prefix
             # pass costs more than it saves (H200, Qwen3-0.6B shapes: 0.343 s vs 0.236 s per step); and
             # CUDA-graphed layers train on one fixed-length sequence
@@ -263,15 +263,17 @@ class LIMSSR(Method):
     def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor, time_mask: torch.Tensor) -> LimssrOutput:
         """features: modality -> (B, T, D); mask (B, M) shown modalities; time_mask (B, T) real steps."""
         valid = time_mask if self.cfg.mask_padding else torch.ones_like(time_mask)
-        if not self.training and has_cuda_graphed_layers(self.backbone):
+        graphed = has_cuda_graphed_layers(self.backbone)
+        if graphed and not self.training:
             with torch.compiler.set_stance("force_eager"):  # compiled for training only
-                return self._forward(features, mask, valid)
-        return self._forward(features, mask, valid)
+                return self._forward(features, mask, valid, fixed_length=False)
+        return self._forward(features, mask, valid, fixed_length=graphed)
 
-    def _forward(self, features, mask, valid) -> LimssrOutput:
-        if self._shares_prefix():
+    def _forward(self, features, mask, valid, fixed_length: bool) -> LimssrOutput:
+        """`fixed_length`: training through CUDA-graphed layers."""
+        if self._shares_prefix(fixed_length):
             return self._forward_with_prefix(features, mask, valid)
-        if self.training and has_cuda_graphed_layers(self.backbone):
+        if fixed_length:
             # one shape and one mask kind for every batch (so one graph per layer), nothing read back
             embeds, attend, positions, layout = self.assemble(features, mask, valid,
                                                               self.longest_sequence(valid.shape[1]))
