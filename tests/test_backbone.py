@@ -82,3 +82,36 @@ def test_default_backbone_forward_and_backward():
     assert lora_grads and all(g is not None for g in lora_grads)
     assert model.added_tokens.grad is not None and model.added_tokens.grad.abs().sum() > 0
     assert bb.input_embeddings().weight.grad is None  # the vocabulary stays frozen
+
+
+def test_random_init_keeps_the_architecture_and_replaces_every_weight(tmp_path):
+    """model.backbone_init=random: the control for what pretraining contributes (seeded, repeatable)."""
+    import torch
+
+    from limssr.backbone import load_backbone
+    from limssr.config import LoraSettings
+
+    from transformers import LlamaForCausalLM
+
+    made = load_backbone("tiny", LoraSettings(enabled=False), prompt_texts=["visual audio flow"], seed=3)
+    config = made.decoder.config
+    config.architectures = ["LlamaForCausalLM"]
+    lm = LlamaForCausalLM(config)
+    with torch.no_grad():  # a "pretrained" weight pattern no initialiser would produce
+        for p in lm.parameters():
+            p.fill_(0.5)
+    lm.save_pretrained(tmp_path / "m")
+    made.tokenizer.save_pretrained(tmp_path / "m")
+    lora = LoraSettings(enabled=False)
+    pre = load_backbone(str(tmp_path / "m"), lora, seed=1)
+    rnd = [load_backbone(str(tmp_path / "m"), lora, seed=s, init="random") for s in (1, 1, 2)]
+    names = [n for n, _ in pre.decoder.named_parameters()]
+    for name in names:
+        assert torch.all(dict(pre.decoder.named_parameters())[name] == 0.5), name
+        weights = [dict(r.decoder.named_parameters())[name] for r in rnd]
+        assert not torch.all(weights[0] == 0.5), name
+        assert torch.equal(weights[0], weights[1]), name  # same seed, same weights
+    q = "layers.0.self_attn.q_proj.weight"
+    assert abs(float(dict(rnd[0].decoder.named_parameters())[q].std()) - 0.02) < 0.005
+    assert not torch.equal(dict(rnd[0].decoder.named_parameters())[q], dict(rnd[2].decoder.named_parameters())[q])
+    assert [type(m).__name__ for m in rnd[0].decoder.modules()] == [type(m).__name__ for m in pre.decoder.modules()]

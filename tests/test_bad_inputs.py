@@ -262,6 +262,8 @@ def test_truncated_checkpoint(finished_run, tmp_path, capsys):
     weights = copy / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     assert f"checkpoint '{weights}' is damaged or not a safetensors file" in _cli_error(["evaluate", str(copy)], capsys)
+    assert "has finished training already" in _cli_error(["train", "--resume", str(copy)], capsys)
+    weights.unlink()  # an interrupted run, then, whose last checkpoint is damaged
     last = copy / "checkpoints" / "last.safetensors"
     last.write_bytes(b"\x00" * 10)
     assert "damaged" in _cli_error(["train", "--resume", str(copy)], capsys)

@@ -1,5 +1,5 @@
 """Every method and LIMSSR ablation trains and evaluates through `limssr benchmark`; the registry;
-method-specific behaviour (MCMoE's batch-position quirk, LIMSSR ablations' structure)."""
+method-specific behaviour (LIMSSR ablations' structure; MCMoE's is in test_mcmoe.py)."""
 
 import json
 
@@ -76,20 +76,6 @@ def _resolved(name, extra=()):
     from limssr.data import load_data
 
     return runs.resolve(cfg, load_data(cfg))
-
-
-def test_mcmoe_faithful_depends_on_batch_position_fixed_does_not():
-    feats = random_inputs(batch=2, steps=6)
-    mask = torch.ones(2, 3, dtype=torch.bool)
-    valid = torch.ones(2, 6, dtype=torch.bool)
-    swapped = {m: x.flip(0) for m, x in feats.items()}
-    for mode, differs in (("faithful", True), ("fixed", False)):
-        torch.manual_seed(0)
-        model = build_model(_resolved("mcmoe", [f"baseline.mcmoe_mode={mode}"])).eval()
-        with torch.no_grad():
-            a = model(feats, mask, valid).score
-            b = model(swapped, mask, valid).score.flip(0)
-        assert (not torch.allclose(a, b, atol=1e-6)) == differs, mode
 
 
 def test_limssr_ablations_change_the_structure():

@@ -176,14 +176,30 @@ def _decoder_from_path(path: Path, trust_remote_code: bool = False) -> tuple[nn.
     return decoder, tokenizer
 
 
+def reinitialise(decoder: nn.Module, seed: int) -> None:
+    """Replace every pretrained weight with the architecture's own random initialisation (seeded):
+    the same model with none of what pretraining taught it."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        with torch.no_grad():
+            for param in decoder.parameters():  # transformers skips tensors flagged as loaded
+                param._is_hf_initialized = False
+            for module in decoder.modules():
+                decoder._init_weights(module)
+    finally:
+        torch.random.set_rng_state(state)
+
+
 def load_backbone(spec: str, lora: LoraSettings, train_embeddings: bool = False,
                   prompt_texts: list[str] | None = None, seed: int = 0,
-                  trust_remote_code: bool = False, attention: str = "auto") -> Backbone:
+                  trust_remote_code: bool = False, attention: str = "auto", init: str = "pretrained") -> Backbone:
     """Load `spec` ("default", "tiny", "tiny-qwen" or a directory), freeze it, then add LoRA.
 
     With `train_embeddings` the whole input embedding matrix stays trainable (the reference's
     behaviour); otherwise only LoRA (and the model's own added-token table) train. `attention`:
-    "auto" or "sdpa" (limssr.attention).
+    "auto" or "sdpa" (limssr.attention). `init="random"` keeps the architecture and tokenizer but
+    re-initialises every weight (seeded by `seed`): the control for what pretraining contributes.
     """
     if spec in TINY_NAMES:
         tokenizer = _tiny_tokenizer(prompt_texts or ["action quality"])
@@ -192,6 +208,8 @@ def load_backbone(spec: str, lora: LoraSettings, train_embeddings: bool = False,
         decoder, tokenizer = _decoder_from_path(default_backbone_dir())
     else:
         decoder, tokenizer = _decoder_from_path(Path(spec).expanduser(), trust_remote_code)
+    if init == "random":
+        reinitialise(decoder, seed)
     tokenizer.add_bos_token = False  # the reference tokenises its prompt with no BOS
     decoder.config.use_cache = False
     from limssr.attention import use_attention

@@ -104,7 +104,7 @@ def run_one(spec: dict) -> dict:
     torch.manual_seed(0)
     cfg = _config(spec)
     device = torch.device(spec["device"])
-    precision = resolve_precision(cfg.train.precision)
+    precision = resolve_precision(cfg.train.precision, cfg.method)
     model = build_model(cfg).to(device)
     reference = spec["kind"] == "reference"
     kept = []

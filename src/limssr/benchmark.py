@@ -30,7 +30,8 @@ import re
 from pathlib import Path
 
 from limssr.aggregate import aggregate_seeds, latest_results
-from limssr.config import RunConfig, apply_overrides, config_from_dict
+from limssr.config import ConfigSource, RunConfig
+from limssr.paired import benchmark_paired, paired_csv, paired_markdown, plot_paired
 from limssr.report import atomic_write_text
 
 ABLATIONS = {
@@ -67,39 +68,42 @@ def regime_overrides(regime: str, name: str) -> list[str]:
     raise ValueError(f"unknown training regime '{regime}'; choose one of {', '.join(REGIMES)}")
 
 
-def run_config(base: RunConfig, name: str, regime: str, seed: int, baseline_overrides: list[str]) -> RunConfig:
+def run_config(base: RunConfig | ConfigSource, name: str, regime: str, seed: int,
+               baseline_overrides: list[str]) -> RunConfig:
+    """The config of one benchmark run: the user's, with the method's own defaults for the dataset
+    (a preset's `method_defaults`) beneath the user's settings, then the method, regime and seed."""
     extra = method_overrides(name) + regime_overrides(regime, name) + [f"seed={seed}", f"name={name}"]
     if not name.startswith("limssr"):
         extra += baseline_overrides
-    return config_from_dict(apply_overrides(base.to_dict(), extra))
+    source = base if isinstance(base, ConfigSource) else ConfigSource(base=base.to_dict())
+    return source.load(extra)
 
 
-def run_benchmark(base: RunConfig, methods: list[str], regimes: list[str], seeds: list[int], out: str | Path,
-                  baseline_overrides: list[str] | None = None, progress: bool = True, command: str = "") -> dict:
-    """Train and evaluate what is not done yet, then write the comparison of everything under `out`."""
+def run_benchmark(base: RunConfig | ConfigSource, methods: list[str], regimes: list[str], seeds: list[int],
+                  out: str | Path, baseline_overrides: list[str] | None = None, progress: bool = True,
+                  command: str = "") -> dict:
+    """Train and evaluate what is not done yet, then write the comparison of everything under `out`.
+    A finished run is reused only when its config and data are the ones requested (else RunError)."""
     from limssr import runs
+    from limssr.data import load_data
 
     out = Path(out)
-    for name in methods:  # refuse bad names before hours of training
+    for name in methods:  # refuse bad names and configs before hours of training
         method_overrides(name)
     for regime in regimes:
         regime_overrides(regime, "limssr")
-    for name in methods:
-        for regime in regimes:
-            for seed in seeds:
-                run_dir = out / name / regime / f"seed-{seed}"
-                if list(run_dir.glob("eval*/results.json")):
-                    continue
-                print(f"[benchmark] {name} / {regime} / seed {seed} -> {run_dir}", flush=True)
-                if (run_dir / "checkpoints" / "last.safetensors").is_file():
-                    run_dir, module, data = runs.train(None, resume=run_dir, progress=progress)
-                else:
-                    if run_dir.exists():  # a start that failed before its first checkpoint: keep it aside
-                        run_dir.rename(runs.unique_dir(run_dir.with_name(run_dir.name + ".failed")))
-                    cfg = run_config(base, name, regime, seed, baseline_overrides or [])
-                    run_dir, module, data = runs.train(cfg, out=run_dir, progress=progress)
-                runs.evaluate(run_dir, model=module.model.eval(), cfg=runs.read_run_config(run_dir), data=data,
-                              show=False)
+    plan = [(name, regime, seed, run_config(base, name, regime, seed, baseline_overrides or []))
+            for name in methods for regime in regimes for seed in seeds]
+    data_cache: dict[str, object] = {}
+    for name, regime, seed, cfg in plan:
+        run_dir = out / name / regime / f"seed-{seed}"
+        key = json.dumps([cfg.to_dict()["data"], cfg.model.modalities], sort_keys=True,
+                         default=str)
+        if key not in data_cache:
+            data_cache = {key: load_data(cfg)}  # one dataset in memory at a time
+        if runs.run_state(run_dir) != "evaluated":
+            print(f"[benchmark] {name} / {regime} / seed {seed} -> {run_dir}", flush=True)
+        runs.train_and_evaluate(cfg, run_dir, data_cache[key], progress=progress, show=False)
     return write_comparison(out, command)
 
 
@@ -136,10 +140,14 @@ def write_comparison(out: Path, command: str = "") -> dict:
             row[name] = {k: e[k] for k in ("spearman", "spearman_std", "mse", "mse_std")}
         table["rows"].append(row)
     table["versus_limssr"] = versus_limssr(table, subsets)
+    table["paired"] = benchmark_paired(out, table["rows"])  # LIMSSR strict minus each row, bootstrap intervals
     atomic_write_text(out / "comparison.json", json.dumps(table, indent=2) + "\n")
     atomic_write_text(out / "comparison.md", comparison_markdown(table, subsets))
     atomic_write_text(out / "comparison.csv", _csv(table, subsets))
     plot_comparison(table, subsets, out / "comparison.png")
+    if table["paired"]:
+        atomic_write_text(out / "comparison_paired.csv", paired_csv(table["paired"]))
+        plot_paired(table["paired"], out / "comparison_paired.png")
     return table
 
 
@@ -200,6 +208,8 @@ def comparison_markdown(table: dict, subsets: list[str]) -> str:
         lines += ["", "Subsets by modality initials. Gaps are LIMSSR minus the row (Spearman: positive favours "
                   "LIMSSR; MSE: negative favours LIMSSR). comparison.json also lists the subsets where the gap is "
                   "larger than the seed std of both rows."]
+    if table.get("paired"):
+        lines += [""] + paired_markdown(table["paired"]).rstrip("\n").split("\n")
     lines += ["", "T-Miss yes: trained with every sample missing at least one modality (strict); no: trained on "
               "complete data (each method's own missingness simulation). Avg: Fisher-z mean of Spearman and mean "
               "MSE over the incomplete subsets."]

@@ -87,6 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     s.add_argument("--out", metavar="DIR", help="also write score_types.json and .md there (a new directory)")
 
+    pt = sub.add_parser("paper-tables", help="the paper's tables from the runs of benchmarks/paper.sh",
+                        description="Read the finished runs under OUT/<protocol>/<preset>/ (protocol: val, last or "
+                                    "paper; one `limssr benchmark` tree per preset) and write OUT/tables/: per "
+                                    "dataset and selection protocol, one Spearman and one MSE table per score type "
+                                    "(rows: methods; columns: the 7 modality subsets and Avg) and the Fisher-z "
+                                    "average over score types, as Markdown, CSV and JSON. Tables under the paper "
+                                    "protocol are labelled PAPER PROTOCOL.", formatter_class=Formatter)
+    pt.add_argument("out", metavar="OUT")
+    pt.add_argument("--methods", metavar="A,B,...", help="rows, in this order (default: every method found, "
+                    "the baselines first and LIMSSR last)")
+
     b = sub.add_parser("benchmark", help="methods x training regimes x seeds -> one comparison table",
                        description="Train and evaluate several methods (LIMSSR, its ablations, the baselines) under "
                                    "one or both training regimes (strict: every training sample misses a "
@@ -182,7 +193,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train_config(args):
-    from limssr.config import load_config, raw_values
+    return _config_source(args).load()
+
+
+def _config_source(args):
+    """The preset, file and overrides the command line names (a method's own defaults apply beneath them)."""
+    from limssr.config import ConfigSource, raw_values
 
     overrides = list(args.overrides)
     if getattr(args, "trust_remote_code", False):
@@ -196,7 +212,7 @@ def _train_config(args):
         # a preset for a released dataset keeps its reader; otherwise the layout is detected
         source = raw_values(args.config, args.preset, overrides).get("data", {}).get("source", "synthetic")
         overrides += [f"data.path={args.data}"] + (["data.source=auto"] if source == "synthetic" else [])
-    return load_config(path=args.config, preset=args.preset, overrides=overrides)
+    return ConfigSource(preset=args.preset, path=args.config, overrides=tuple(overrides))
 
 
 def _data_command(args) -> int:
@@ -235,11 +251,13 @@ def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if argv is None:
         argv = sys.argv[1:]
-    from limssr import runs
-
     if args.command is None:
         _parser().print_help()
         return 2
+    if args.command == "data":  # before importing the training stack: nothing of it is needed
+        return _data_command(args)
+    from limssr import runs
+
     if args.command == "demo":
         from limssr.config import load_config
 
@@ -251,8 +269,6 @@ def run(argv: list[str] | None = None) -> int:
         run_dir, module, data = runs.train(cfg, out=out)
         runs.evaluate(run_dir, model=module.model.eval(), cfg=runs.read_run_config(run_dir), data=data)
         return 0
-    if args.command == "data":
-        return _data_command(args)
     if args.command == "methods":
         from limssr.benchmark import ABLATIONS
         from limssr.methods import describe
@@ -282,7 +298,8 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "benchmark":
         from limssr.benchmark import run_benchmark
 
-        base = _train_config(args)
+        base = _config_source(args)
+        base.load()  # refuse a bad config before anything runs
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
         command = "limssr " + " ".join(argv)
         run_benchmark(base, [m.strip() for m in args.methods.split(",") if m.strip()],
@@ -290,6 +307,14 @@ def run(argv: list[str] | None = None) -> int:
                       baseline_overrides=args.baseline_set, command=command)
         print((Path(args.out) / "comparison.md").read_text())
         print(f"comparison written to {args.out}/comparison.md, .csv, .json and .png")
+        return 0
+    if args.command == "paper-tables":
+        from limssr.paper_tables import write_tables
+
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+        _, target = write_tables(args.out, methods)
+        print((target / "tables.md").read_text())
+        print(f"tables written to {target}/ (tables.md, tables.json, and per protocol Markdown and CSV)")
         return 0
     if args.command == "summarize":
         runs.summarize(args.run_dirs, out=args.out)

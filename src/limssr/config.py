@@ -32,6 +32,7 @@ class SyntheticConfig:
     dims: dict[str, int] = field(default_factory=lambda: {"video": 768, "audio": 768, "flow": 1024})
     score_range: float = 130.0
     seed: int = 0
+    kind: str = "additive"  # "additive" (the score sums factor terms) or "interaction" (execution x timing)
 
 
 @dataclass
@@ -69,6 +70,9 @@ class ModelConfig:
     """LIMSSR architecture (limssr-method.md section 7)."""
 
     backbone: str = "default"  # "default", "tiny", "tiny-qwen" or a local Hugging Face directory
+    # "random": the same architecture with every weight re-initialised (seeded by `seed`): the
+    # control that says what the pretrained weights contribute
+    backbone_init: str = "pretrained"
     trust_remote_code: bool = False  # allow a backbone directory's own Python code to run (refused by default)
     modalities: list[str] = field(default_factory=lambda: ["video", "audio", "flow"])
     # Display names used in the prompt; the reference says "visual" for video.
@@ -83,8 +87,10 @@ class ModelConfig:
     confidence_init: float = 0.6
     mix_init: float = 0.7
     mask_padding: bool = True  # False: padded steps are attended and pooled, as the reference does
-    # run each distinct prompt once and share its keys/values (same result, fewer tokens): once per
-    # batch in CPU training (GPU training runs one pass: launch-bound there), once for good at inference
+    # run each distinct prompt once and share its keys/values (fewer tokens): once per batch in CPU
+    # training (GPU training runs one pass: launch-bound there), once for good at inference. Scores are
+    # the same; in training, samples sharing a prompt share one LoRA-dropout draw on the prompt tokens
+    # where the reference draws one per sample (docs/deviations.md #23)
     share_prompt: bool = True
     # attention kernel: "auto" (bf16 on a CPU: matrix products over grouped heads, faster there than
     # SDPA's CPU kernel; SDPA everywhere else) or "sdpa" (always; the reference). See limssr.attention
@@ -129,6 +135,7 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 2e-4
     weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # "adamw" (decoupled weight decay) or "adam" (L2 weight decay, as MCMoE trains)
     warmup: int = 5
     decay_rate: float = 0.1
     grad_clip: float = 1.0
@@ -326,14 +333,38 @@ def preset_dict(name: str) -> dict[str, Any]:
     return yaml.safe_load(text) or {}
 
 
+def _method_defaults(layer: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, dict]]:
+    """A preset/file layer without its `method_defaults` section, and that section: per method, the
+    settings that method uses by default on this dataset (e.g. MCMoE's own schedule)."""
+    layer = dict(layer)
+    defaults = layer.pop("method_defaults", None) or {}
+    if not isinstance(defaults, dict) or not all(isinstance(v, dict) for v in defaults.values()):
+        raise ConfigError(f"{where}: key 'method_defaults' must map method names to config sections")
+    return layer, defaults
+
+
 def raw_values(path: str | Path | None = None, preset: str | None = None,
-               overrides: list[str] | None = None) -> dict[str, Any]:
-    """The merged preset, file and overrides, before defaults and validation."""
+               overrides: list[str] | None = None, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The merged preset (or `base` values in its place), file and overrides, before defaults and
+    validation. A preset's or file's `method_defaults.<method>` section applies beneath the file and
+    the overrides when `<method>` is the method they end up naming."""
+    layers: list[dict[str, Any]] = []
+    defaults: dict[str, dict] = {}
+    for layer, where in ((base, "config"), (preset_dict(preset) if preset is not None else None, f"preset '{preset}'"),
+                         (read_yaml(path) if path is not None else None, f"config file '{path}'")):
+        if layer is not None:
+            layer, found = _method_defaults(layer, where)
+            layers.append(layer)
+            for method, section in found.items():
+                defaults[method] = _merge(defaults.get(method, {}), section)
     values: dict[str, Any] = {}
-    if preset is not None:
-        values = preset_dict(preset)
-    if path is not None:
-        values = _merge(values, read_yaml(path))
+    for layer in layers:
+        values = _merge(values, layer)
+    method = apply_overrides(values, overrides or []).get("method", RunConfig.method)
+    if method in defaults:
+        values = _merge(layers[0], defaults[method]) if layers else dict(defaults[method])
+        for layer in layers[1:]:
+            values = _merge(values, layer)
     return apply_overrides(values, overrides or [])
 
 
@@ -343,17 +374,35 @@ def load_config(path: str | Path | None = None, preset: str | None = None,
     return config_from_dict(raw_values(path, preset, overrides))
 
 
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where a run config comes from, its layers kept apart so that variants (another method, seed or
+    setting) can be derived with each method's own defaults beneath the user's choices."""
+
+    preset: str | None = None
+    path: str | None = None
+    overrides: tuple[str, ...] = ()
+    base: dict[str, Any] | None = None  # a values layer in place of a preset
+
+    def load(self, extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
+        """The config with `extra` overrides after the user's own."""
+        return config_from_dict(raw_values(self.path, self.preset, [*self.overrides, *extra], base=self.base))
+
+
 CHOICES = {
     "data.source": ("synthetic", "auto", "generic", "fs1000", "fisv", "rg"),
     "data.test_crop": ("center", "full"),
     "data.train_crop": ("uniform", "reference"),
+    "data.synthetic.kind": ("additive", "interaction"),
     "train.selection": ("val", "last", "paper"),
     "train.strategy": ("auto", "ddp", "ddp_spawn", "fsdp"),
     "train.nonfinite": ("stop", "skip"),
     "baseline.mcmoe_mode": ("faithful", "fixed"),
     "model.final_mix": ("linear", "sigmoid"),
     "model.attention": ("auto", "sdpa"),
+    "model.backbone_init": ("pretrained", "random"),
     "train.precision": ("fp32", "bf16", "auto"),
+    "train.optimizer": ("adamw", "adam"),
     "train.compile": ("off", "default", "reduce-overhead", "max-autotune"),
 }
 
@@ -361,8 +410,9 @@ CHOICES = {
 def validate(cfg: RunConfig) -> None:
     """Checks that need more than one field or a value range."""
     for key, allowed in CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
+        value = cfg
+        for part in key.split("."):  # dotted path, e.g. data.synthetic.kind
+            value = getattr(value, part)
         if value not in allowed:
             raise ConfigError(f"config key '{key}' must be one of {', '.join(allowed)}; got {value!r}")
     from limssr.masking import PROTOCOLS  # local import: masking imports nothing from here

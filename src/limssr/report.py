@@ -15,19 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from limssr.atomic import temp_sibling
+from limssr.atomic import atomic_write_text, temp_sibling
 from limssr.evaluation import Predictions
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = temp_sibling(path)
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _rows(results: dict) -> list[dict]:

@@ -32,12 +32,17 @@ from limssr.data.samples import check_sample
 from limssr.evaluation import evaluate_subsets, predict, summarise
 from limssr.report import atomic_write_text, print_table, write_results
 from limssr.subsets import subset_name
-from limssr.training import (BEST_CHECKPOINT, is_worker_process, LAST_CHECKPOINT, LimssrDataModule, TrainingModule, build_model,
-                             make_dataset, make_loader, make_trainer, resolve_precision, selection_label)
+from limssr.training import (BEST_CHECKPOINT, is_worker_process, LAST_CHECKPOINT, LimssrDataModule, TrainingModule,
+                             TrainingTime, best_validation_score, build_model, make_dataset, make_loader,
+                             make_trainer, resolve_precision, selection_label)
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 SELECTION_FILE = "selection.json"
+DATA_FILE = "data.json"  # the fingerprint of the data the run was trained on
+TIMING_FILE = "timing.json"  # wall and CPU seconds spent training, over every attempt
+# config keys that change where a run reads from or how it reports, never what it computes
+PRESENTATION_KEYS = ("name", "data.path", "train.num_workers", "train.log_every_n_steps")
 
 
 class RunError(RuntimeError):
@@ -90,6 +95,79 @@ def prepare_run_dir(out: str | Path | None, cfg: RunConfig) -> Path:
     return out
 
 
+def _flat(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key not in ("dims", "prompt_names"):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_differences(saved: RunConfig, wanted: RunConfig) -> list[str]:
+    """'key: saved -> wanted' for every computation-relevant key where two resolved configs differ."""
+    a, b = _flat(saved.to_dict()), _flat(wanted.to_dict())
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if k not in PRESENTATION_KEYS and a.get(k) != b.get(k)]
+
+
+def write_data_record(run_dir: Path, data: SampleSet) -> None:
+    record = {"fingerprint": data.fingerprint(), "source": data.info.get("source"),
+              "splits": {k: len(v) for k, v in data.splits.items()}}
+    atomic_write_text(run_dir / DATA_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def check_same_run(run_dir: Path, cfg: RunConfig, data: SampleSet) -> None:
+    """Refuse to reuse or resume `run_dir` for `cfg` (resolved on `data`) unless its saved config and
+    data fingerprint are the ones requested; the message names every key that differs."""
+    diffs = config_differences(read_run_config(run_dir), cfg)
+    record = run_dir / DATA_FILE
+    saved_fp = json.loads(record.read_text()).get("fingerprint") if record.is_file() else None
+    if saved_fp != data.fingerprint():
+        diffs.append("the data (fingerprint " + (f"{saved_fp[:12]}..." if saved_fp else "not recorded")
+                     + f" -> {data.fingerprint()[:12]}...)")
+    if diffs:
+        shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+        raise RunError(f"'{run_dir}' holds a run of another configuration ({shown}); pass another --out, "
+                       "or delete that directory to run it again")
+
+
+def run_state(run_dir: Path) -> str:
+    """'evaluated', 'trained' (weights, no evaluation), 'interrupted' (a checkpoint to resume),
+    'failed' (a directory without a checkpoint: a start that failed) or 'new'."""
+    if (run_dir / WEIGHTS_FILE).is_file():
+        return "evaluated" if list(run_dir.glob("eval*/results.json")) else "trained"
+    if (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
+        return "interrupted"
+    return "failed" if run_dir.exists() else "new"
+
+
+def train_and_evaluate(cfg: RunConfig, run_dir: Path, data: SampleSet | None = None, progress: bool = True,
+                       show: bool = True) -> dict:
+    """The results of `cfg` in `run_dir`, doing only what is not done yet: a finished run of the same
+    config and data is reused, an interrupted one resumed, a failed start moved aside (`*.failed`);
+    a run of another config or data is refused (RunError naming the differences)."""
+    data = data if data is not None else load_data(cfg)
+    resolved = resolve(cfg, data)
+    state = run_state(run_dir)
+    if state in ("evaluated", "trained", "interrupted"):
+        check_same_run(run_dir, resolved, data)
+    if state == "evaluated":
+        from limssr.aggregate import latest_results
+
+        return latest_results(run_dir)
+    if state == "trained":
+        return evaluate(run_dir, data=data, show=show)[0]
+    if state == "failed":
+        run_dir.rename(unique_dir(run_dir.with_name(run_dir.name + ".failed")))
+    if state == "interrupted":
+        run_dir, module, data = train(None, resume=run_dir, progress=progress, data=data)
+    else:
+        run_dir, module, data = train(cfg, out=run_dir, progress=progress, data=data)
+    return evaluate(run_dir, model=module.model.eval(), cfg=read_run_config(run_dir), data=data, show=show)[0]
+
+
 def read_run_config(run_dir: Path) -> RunConfig:
     path = run_dir / CONFIG_FILE
     if not path.is_file():
@@ -111,15 +189,20 @@ def _write_masks(run_dir: Path, dm: LimssrDataModule, modalities: list[str]) -> 
 
 
 def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Path | None = None,
-          progress: bool = True, callbacks: list | None = None) -> tuple[Path, TrainingModule, SampleSet]:
+          progress: bool = True, callbacks: list | None = None,
+          data: SampleSet | None = None) -> tuple[Path, TrainingModule, SampleSet]:
     """Train a model; with `resume`, continue the run in that directory from its last checkpoint
-    (its saved config is used and `cfg` is ignored). `callbacks` are extra Lightning callbacks."""
+    (its saved config is used and `cfg` is ignored). `callbacks` are extra Lightning callbacks;
+    `data`, the already loaded data of the config (read from it otherwise)."""
     quiet_libraries()
     worker = is_worker_process()
     if resume is not None:
         run_dir = Path(resume)
         cfg = read_run_config(run_dir)
         ckpt = run_dir / "checkpoints" / LAST_CHECKPOINT
+        if (run_dir / WEIGHTS_FILE).is_file():
+            raise RunError(f"'{run_dir}' has finished training already ({WEIGHTS_FILE} exists); score it with "
+                           f"`limssr evaluate {run_dir}`")
         if not ckpt.is_file():
             raise RunError(f"'{run_dir}' has no checkpoint to resume from ({ckpt} is missing)")
     elif worker:  # the main process has made the run directory and launched this one
@@ -127,17 +210,21 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
     else:
         run_dir, ckpt = prepare_run_dir(out, cfg), None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    data = load_data(cfg)
+    data = data if data is not None else load_data(cfg)
     cfg = resolve(cfg, data)
+    if ckpt is not None:
+        check_same_run(run_dir, cfg, data)  # the data of a resumed run must be what it started on
     if not worker:
         run_dir.mkdir(parents=True, exist_ok=True)
         if ckpt is None:
             atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
+            write_data_record(run_dir, data)
     dm = LimssrDataModule(cfg, data)
     if not worker:
         _write_masks(run_dir, dm, cfg.model.modalities)
     module = TrainingModule(cfg)
-    trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, extra_callbacks=callbacks)
+    timing = [TrainingTime(run_dir / TIMING_FILE)] if not worker else []
+    trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, extra_callbacks=timing + (callbacks or []))
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     if trainer.interrupted:
         raise KeyboardInterrupt
@@ -149,7 +236,7 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
         module.model.load_trainable_state_dict({k[len("model."):]: v for k, v in best["state_dict"].items()},
                                                "best checkpoint")
         selection.update({"best_epoch": int(best["epoch"]) + 1, "val_n": len(dm.val_set),
-                          "val_spearman": float(trainer.checkpoint_callbacks[-1].best_model_score)})
+                          "val_spearman": best_validation_score(trainer)})
     atomic_write_text(run_dir / SELECTION_FILE, json.dumps(selection, indent=2) + "\n")
     save_weights(module.model.trainable_state_dict(), cfg.to_dict(), run_dir / WEIGHTS_FILE,
                  backbone=module.model.backbone_signature())
@@ -160,21 +247,12 @@ def train_seeds(cfg: RunConfig, seeds: list[int], out: str | Path | None = None,
                 show: bool = True) -> Path:
     """One run per seed in OUT/seed-N (finished seeds are kept, not redone), each evaluated, then
     OUT/summary.{json,md} with mean +- std over the seeds."""
-    from limssr.aggregate import aggregate_seeds, latest_results, seeds_markdown
+    from limssr.aggregate import aggregate_seeds, seeds_markdown
 
     root = Path(out) if out else unique_dir(Path("runs") / f"{cfg.name}-seeds-{time.strftime('%Y%m%d-%H%M%S')}")
-    results = []
-    for seed in seeds:
-        run_dir = root / f"seed-{seed}"
-        if (run_dir / WEIGHTS_FILE).is_file() and list(run_dir.glob("eval*/results.json")):
-            results.append(latest_results(run_dir))
-            continue
-        if (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
-            run_dir, module, data = train(None, resume=run_dir, progress=progress)
-        else:
-            run_dir, module, data = train(replace(cfg, seed=seed), out=run_dir, progress=progress)
-        res, _ = evaluate(run_dir, model=module.model.eval(), cfg=read_run_config(run_dir), data=data, show=show)
-        results.append(res)
+    data = load_data(cfg)  # the same data for every seed (its config does not depend on the seed)
+    results = [train_and_evaluate(replace(cfg, seed=seed), root / f"seed-{seed}", data, progress, show)
+               for seed in seeds]
     summary = aggregate_seeds(results)
     atomic_write_text(root / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(root / "summary.md", seeds_markdown(summary))
@@ -250,7 +328,7 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
     test = make_dataset(cfg, data, data.split("test"), train=False)
     loader = make_loader(test, cfg.eval.batch_size, shuffle=False)
     device = best_device()
-    precision = resolve_precision(cfg.train.precision)
+    precision = resolve_precision(cfg.train.precision, cfg.method)
     model = model.to(device).prepare_inference(precision)
     t0 = time.time()
     preds = evaluate_subsets(model, test, loader, device, precision,
@@ -302,7 +380,7 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | Non
                          test_crop=cfg.data.test_crop)
     loader = make_loader(dataset, cfg.eval.batch_size, shuffle=False)
     device = next(model.parameters()).device
-    precision = resolve_precision(cfg.train.precision)
+    precision = resolve_precision(cfg.train.precision, cfg.method)
     preds = predict(model.prepare_inference(precision), loader, None, device, precision, 1.0)
     score_range = float(cfg.data.score_range)
     buf = io.StringIO()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
+import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -16,6 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
+from limssr.atomic import atomic_write_text
 from limssr.checkpoint import SafetensorsCheckpointIO
 from limssr.config import RunConfig, TrainConfig, config_from_dict
 from limssr.data import SampleSet
@@ -193,11 +196,14 @@ def lr_factor(epoch: int, epochs: int, warmup: int, decay_rate: float) -> float:
     return decay_rate + (1 - decay_rate) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; with every parameter on a GPU, its fused form (a few kernels per step rather than a few
-    per group of tensors: a step there is bound by kernel launches). On the CPU, torch's default."""
-    fused = bool(params) and all(p.device.type == "cuda" for p in params)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True if fused else None)
+def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float,
+          kind: str = "adamw") -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay), or with `kind="adam"` Adam (weight decay as an L2 term, as
+    MCMoE's code trains); with every parameter on a GPU, the fused form (a few kernels per step rather
+    than a few per group of tensors: a step there is bound by kernel launches). On the CPU, torch's default."""
+    fused = True if bool(params) and all(p.device.type == "cuda" for p in params) else None
+    cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
+    return cls(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 def apply_training_speedups(model, t: TrainConfig, precision: str) -> None:
@@ -268,13 +274,17 @@ class TrainingModule(L.LightningModule):
             pred, label = self.all_gather(pred).flatten().cpu(), self.all_gather(label).flatten().cpu()
         pred, label = pred.numpy(), label.numpy()
         rng = float(self.cfg.data.score_range or 1.0)
-        self.log("val/spearman", spearman(pred, label), prog_bar=True)
+        rho = spearman(pred, label)
+        self.log("val/spearman", rho, prog_bar=True)
         self.log("val/mse", mse(pred * rng, label * rng), prog_bar=True)
+        # what model selection reads: an epoch the method marks as not selectable (MoMKE's stage 1,
+        # which scores through a head not trained yet) can never be chosen as the best
+        self.log(SELECTION_METRIC, rho if self.model.selectable_epoch(self.current_epoch) else float("-inf"))
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
         t = self.cfg.train
-        opt = adamw(params, lr=t.lr, weight_decay=t.weight_decay)
+        opt = adamw(params, lr=t.lr, weight_decay=t.weight_decay, kind=t.optimizer)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, partial(lr_factor, epochs=t.epochs, warmup=t.warmup, decay_rate=t.decay_rate))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
@@ -320,15 +330,17 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def resolve_precision(name: str) -> str:
-    """'fp32' | 'bf16' | 'auto' -> a Lightning precision string."""
+def resolve_precision(name: str, method: str = "limssr") -> str:
+    """'fp32' | 'bf16' | 'auto' -> a Lightning precision string. 'auto' on a CPU is bf16 only for an
+    LLM method on a CPU that computes bf16 natively: the small baselines run many times slower under
+    CPU bf16 autocast (zero-fill on Fis-V shapes: 5.6 s a step against 0.2 s in fp32)."""
     if name == "fp32":
         return "32-true"
     if name == "bf16":
         return "bf16-mixed"
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    return "bf16-mixed" if cpu_has_bf16() else "32-true"
+    return "bf16-mixed" if cpu_has_bf16() and method == "limssr" else "32-true"
 
 
 def cpu_has_bf16() -> bool:
@@ -341,7 +353,51 @@ def cpu_has_bf16() -> bool:
 
 
 class LastCheckpoint(ModelCheckpoint):
+    """One safetensors file per role, replaced in place. Its state (for the best checkpoint: the best
+    score so far) is restored on resume even when the run directory has moved since."""
+
     FILE_EXTENSION = ".safetensors"
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        if state.get("dirpath") != self.dirpath:  # moved run directory: keep the score, remap the paths
+            mine = str(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}")
+            score = state.get("best_model_score")
+            state.update({"dirpath": self.dirpath, "best_model_path": mine if score is not None else "",
+                          "kth_best_model_path": mine if score is not None else "",
+                          "best_k_models": {mine: score} if score is not None else {}, "last_model_path": ""})
+        super().load_state_dict(state)
+
+
+SELECTION_METRIC = "val/select"
+
+
+class BestCheckpoint(LastCheckpoint):
+    """The best epoch by validation Spearman (`val/select`)."""
+
+
+def best_validation_score(trainer: L.Trainer) -> float:
+    """The validation Spearman of the selected epoch."""
+    best = next(c for c in trainer.checkpoint_callbacks if isinstance(c, BestCheckpoint))
+    return float(best.best_model_score)
+
+
+class TrainingTime(L.Callback):
+    """Wall and CPU seconds spent training, summed over every attempt of a run (an interrupted run's
+    earlier attempts included), rewritten after each epoch to `path` (JSON)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.earlier = json.loads(path.read_text()) if path.is_file() else {"wall_seconds": 0.0, "cpu_seconds": 0.0}
+
+    def on_train_start(self, trainer, pl_module):
+        self.wall0, self.cpu0 = time.time(), time.process_time()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        record = {"wall_seconds": round(self.earlier["wall_seconds"] + time.time() - self.wall0, 1),
+                  "cpu_seconds": round(self.earlier["cpu_seconds"] + time.process_time() - self.cpu0, 1),
+                  "epochs": trainer.current_epoch + 1}
+        atomic_write_text(self.path, json.dumps(record, indent=2) + "\n")
 
 
 def is_worker_process() -> bool:
@@ -376,9 +432,10 @@ def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True
                                 monitor=None, save_top_k=1, every_n_epochs=1, enable_version_counter=False),
                  MaskLogWriter(run_dir / "train_masks.csv"), *(extra_callbacks or [])]
     if t.selection != "last":
-        callbacks.append(LastCheckpoint(dirpath=run_dir / "checkpoints", filename=BEST_CHECKPOINT.split(".")[0],
-                                        monitor="val/spearman", mode="max", save_top_k=1,
-                                        enable_version_counter=False))
+        # before `last`, so that the state saved into last.safetensors already holds this epoch's best
+        callbacks.insert(0, BestCheckpoint(dirpath=run_dir / "checkpoints", filename=BEST_CHECKPOINT.split(".")[0],
+                                           monitor=SELECTION_METRIC, mode="max", save_top_k=1,
+                                           enable_version_counter=False))
     if enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     strategy = t.strategy
@@ -390,7 +447,7 @@ def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True
     return L.Trainer(
         max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
         strategy=strategy,
-        precision=resolve_precision(t.precision), gradient_clip_val=t.grad_clip,
+        precision=resolve_precision(t.precision, cfg.method), gradient_clip_val=t.grad_clip,
         logger=csv_logger(run_dir), callbacks=callbacks,
         plugins=[SafetensorsCheckpointIO()], deterministic=t.deterministic,
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=enable_progress_bar,

@@ -40,6 +40,22 @@ class SampleSet:
             raise DataError(f"dataset has no split '{name}' (splits: {', '.join(self.splits)})")
         return self.splits[name]
 
+    def fingerprint(self) -> str:
+        """sha256 over everything a run reads from the data: modalities, dims, score range, and per
+        split every sample's name, scores and feature arrays (bytes). Equal data, equal fingerprint."""
+        import hashlib
+        import json
+
+        h = hashlib.sha256(json.dumps([self.modalities, self.dims, self.score_range]).encode())
+        for split in sorted(self.splits):
+            for s in self.splits[split]:
+                h.update(json.dumps([split, s.name, s.score, sorted(s.labels.items())]).encode())
+                for m in sorted(s.features):
+                    arr = np.ascontiguousarray(s.features[m])
+                    h.update(f"{m}{arr.dtype.str}{arr.shape}".encode())
+                    h.update(memoryview(arr).cast("B"))
+        return h.hexdigest()
+
 
 def read_label_text(path) -> str:
     """A label file's text (UTF-8, a BOM allowed); refuses a missing or non-UTF-8 file by name."""

@@ -9,6 +9,26 @@ informative; because the factors are correlated and the nuisance is shared, a mi
 part be inferred from the others. The judge score is a nonlinear function of the factor trajectories
 plus judge noise, mapped onto [0, score_range].
 
+This is the default kind, `data.synthetic.kind: additive`: the score is nonlinear but largely a sum
+of per-factor terms, so a model that adds up what each modality says gets most of the way.
+
+`data.synthetic.kind: interaction` makes the score depend on an interaction BETWEEN modalities. A
+fourth latent factor, timing (synchrony with the music, an AR(1) trajectory like the others but
+independent of them), is observed well only by audio (weight 1.0, noise 1.0; video and flow weight
+it 0.05), while audio barely sees execution (0.05), which video and flow see well. With P the clip
+mean of execution_t x timing_t, the raw score is sign(P) |P|^0.6 (execution counts in proportion to
+timing; the power only tames the heavy tails of a product) plus smaller additive terms: 0.2 mean
+execution + 0.15 mean timing + 0.25 tanh(0.8 mean artistry) + 0.15 mean difficulty - 0.2 std of
+execution. Because execution and timing are centred and independent, the product has (almost) no additive
+part: the best function of the form f(execution) + g(timing) + ... recovers only the small terms
+(Spearman ~0.35 with the clean score on the latent factors, against ~0.95-0.99 once the product of
+the two means is allowed). So video/flow alone (execution without timing), audio alone (timing without
+execution), and any linear fusion (a sum of per-modality contributions) fall far short of the
+ceiling (ridge on concatenated clip-averaged features: ~0.3), while fusing the two multiplicatively
+gets much further (~0.7 with products of their leading principal components). Labels, scaling,
+lengths, the second (artistic) label and the noise ceiling work as in the additive kind; the label
+scale is calibrated per kind.
+
 The generator also reports its noise ceiling: the Spearman correlation of the noise-free score with
 the noisy label on the test split, which no model can be expected to beat.
 """
@@ -33,6 +53,17 @@ VIEWS: dict[str, tuple[tuple[float, float, float], float]] = {
     "audio": ((0.1, 0.05, 0.9), 2.5),
 }
 
+# The `interaction` kind adds a fourth factor, timing (synchrony with the music), independent of the
+# other three. Audio observes it well (and with less noise than in the additive kind); video and flow
+# barely see it, while audio barely sees execution.
+KINDS = ("additive", "interaction")
+INTERACTION_FACTORS = FACTORS + ("timing",)
+INTERACTION_VIEWS: dict[str, tuple[tuple[float, float, float, float], float]] = {
+    "video": ((1.0, 1.0, 0.7, 0.05), 1.6),
+    "flow": ((1.0, 0.8, 0.2, 0.05), 2.0),
+    "audio": ((0.1, 0.05, 0.6, 1.0), 1.0),
+}
+
 LABEL_CENTRE = 0.55  # labels / score_range are centred here ...
 LABEL_SPREAD = 0.15  # ... with this standard deviation of the noise-free part
 JUDGE_NOISE = 0.35  # judge noise as a fraction of LABEL_SPREAD
@@ -40,13 +71,14 @@ _CALIBRATION_SEED = 20260501
 _CALIBRATION_SIZE = 20000
 
 
-def _view(name: str, index: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def _view(name: str, index: int, rng: np.random.Generator, views=VIEWS,
+          factors: tuple[str, ...] = FACTORS) -> tuple[np.ndarray, float]:
     """Factor weights and noise of a modality; unknown names get seeded weights, less informative
     the later they come."""
-    if name in VIEWS:
-        weights, noise = VIEWS[name]
+    if name in views:
+        weights, noise = views[name]
         return np.asarray(weights), noise
-    weights = rng.uniform(0.2, 1.0, size=len(FACTORS)) / (1.0 + 0.3 * index)
+    weights = rng.uniform(0.2, 1.0, size=len(factors)) / (1.0 + 0.3 * index)
     return weights, 0.8 + 0.2 * index
 
 
@@ -76,19 +108,48 @@ def _raw_score(traj: np.ndarray) -> np.ndarray:
     return technical + 0.6 * artistry + 0.3 * e.mean(axis=1) + consistency
 
 
+def _interaction_latents(n: int, clips: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Levels (n, 4) and trajectories (n, clips, 4): the additive kind's three factors, then timing,
+    independent of them, with the same AR(1) wander around the performer's level (and no drift)."""
+    level, traj = _latents(n, clips, rng)
+    timing_level = rng.standard_normal(n)
+    rho = 0.8
+    wander = np.empty((n, clips))
+    wander[:, 0] = rng.standard_normal(n)
+    for t in range(1, clips):
+        wander[:, t] = rho * wander[:, t - 1] + np.sqrt(1 - rho**2) * rng.standard_normal(n)
+    timing = timing_level[:, None] + 0.6 * wander
+    return np.concatenate([level, timing_level[:, None]], 1), np.concatenate([traj, timing[..., None]], -1)
+
+
+def _raw_score_interaction(traj: np.ndarray) -> np.ndarray:
+    """Noise-free score of the interaction kind: execution counts in proportion to timing, clip by
+    clip (P = mean of e_t * s_t, both centred on the field's average, so the product has no additive
+    part), compressed as sign(P) |P|^0.6 (a plain product is heavy-tailed: most performances would
+    crowd the middle of the scale, where judge noise reorders them), plus smaller additive terms in
+    execution, timing, artistry and difficulty."""
+    d, e, a, s = traj[..., 0], traj[..., 1], traj[..., 2], traj[..., 3]
+    product = np.mean(e * s, axis=1)
+    synchrony = np.sign(product) * np.abs(product) ** 0.6
+    return (synchrony + 0.2 * e.mean(axis=1) + 0.15 * s.mean(axis=1)
+            + 0.25 * np.tanh(0.8 * a.mean(axis=1)) + 0.15 * d.mean(axis=1) - 0.2 * e.std(axis=1))
+
+
 def _raw_artistic(traj: np.ndarray) -> np.ndarray:
     """A second, artistry-led judge score (a PCS to the main score's TES)."""
     e, a = traj[..., 1], traj[..., 2]
     return np.tanh(0.9 * a.mean(axis=1)) + 0.4 * e.mean(axis=1) - 0.2 * e.std(axis=1)
 
 
-def _calibration(clips: int) -> dict[str, tuple[float, float]]:
+def _calibration(clips: int, kind: str = "additive") -> dict[str, tuple[float, float]]:
     """Mean and std of each raw score over a large fixed population, so that every split and every
     seed share one label scale."""
     rng = np.random.default_rng(_CALIBRATION_SEED)
-    _, traj = _latents(_CALIBRATION_SIZE, clips, rng)
+    latents, raw_score = ((_interaction_latents, _raw_score_interaction) if kind == "interaction"
+                          else (_latents, _raw_score))
+    _, traj = latents(_CALIBRATION_SIZE, clips, rng)
     return {k: (float(f(traj).mean()), float(f(traj).std()))
-            for k, f in (("score", _raw_score), ("artistic", _raw_artistic))}
+            for k, f in (("score", raw_score), ("artistic", _raw_artistic))}
 
 
 def _per_length(fn, traj: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -126,18 +187,26 @@ def generate(cfg: SyntheticConfig, modalities: list[str] | None = None) -> Sampl
     missing = [m for m in modalities if m not in cfg.dims]
     if missing:
         raise ValueError(f"synthetic data: no dim for modality '{missing[0]}' in data.synthetic.dims")
+    if cfg.kind not in KINDS:
+        raise ValueError(f"synthetic data: config key 'data.synthetic.kind' must be one of "
+                         f"{', '.join(KINDS)}; got {cfg.kind!r}")
     rng = np.random.default_rng(cfg.seed)
     n = cfg.n_train + cfg.n_test
-    _, traj = _latents(n, cfg.clips, rng)
+    if cfg.kind == "interaction":
+        _, traj = _interaction_latents(n, cfg.clips, rng)
+        raw_score, views, factors = _raw_score_interaction, INTERACTION_VIEWS, INTERACTION_FACTORS
+    else:
+        _, traj = _latents(n, cfg.clips, rng)
+        raw_score, views, factors = _raw_score, VIEWS, FACTORS
     nuisance = rng.standard_normal((n, cfg.clips, NUISANCE_DIM))
 
     # the second generator keeps the main stream (and so the default data) independent of these
     extra = np.random.default_rng([cfg.seed, 1])
     low = cfg.min_clips if cfg.min_clips is not None else cfg.clips
     lengths = extra.integers(low, cfg.clips + 1, size=n)
-    calib = _calibration(cfg.clips)
+    calib = _calibration(cfg.clips, cfg.kind)
     mean, std = calib["score"]
-    clean01 = LABEL_CENTRE + LABEL_SPREAD * (_per_length(_raw_score, traj, lengths) - mean) / std
+    clean01 = LABEL_CENTRE + LABEL_SPREAD * (_per_length(raw_score, traj, lengths) - mean) / std
     noisy01 = clean01 + JUDGE_NOISE * LABEL_SPREAD * rng.standard_normal(n)
     clean01 = np.clip(clean01, 0.0, 1.0)
     noisy01 = np.clip(noisy01, 0.0, 1.0)
@@ -147,8 +216,8 @@ def generate(cfg: SyntheticConfig, modalities: list[str] | None = None) -> Sampl
 
     features: dict[str, np.ndarray] = {}
     for index, m in enumerate(modalities):
-        weights, noise = _view(m, index, rng)
-        k_in = len(FACTORS) + NUISANCE_DIM
+        weights, noise = _view(m, index, rng, views, factors)
+        k_in = len(factors) + NUISANCE_DIM
         maps = (rng.standard_normal((HIDDEN, k_in)) * 1.5 / np.sqrt(k_in),
                 rng.normal(0.0, 0.3, HIDDEN),
                 rng.standard_normal((cfg.dims[m], HIDDEN)) / np.sqrt(HIDDEN) * 1.5)

@@ -6,7 +6,8 @@ A method is an `nn.Module` with
   `mask` (B, M) says which modalities are shown, `time_mask` (B, T) which steps are real;
 * `loss(output, target) -> {"loss": total, ...parts}`;
 * `modalities`, `dims`, `trainable_state_dict()`, `load_trainable_state_dict()`;
-* optionally `set_epoch(epoch)` for methods whose training changes with the epoch (MoMKE's stages).
+* optionally `set_epoch(epoch)` for methods whose training changes with the epoch (MoMKE's stages),
+  and `selectable_epoch(epoch)` for epochs that model selection must skip.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class Method(nn.Module):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def selectable_epoch(self, epoch: int) -> bool:
+        """Whether the model after `epoch` may be chosen as the best one (False for an epoch whose
+        scoring head is not trained yet, e.g. MoMKE's stage 1)."""
+        return True
 
     def prepare_inference(self, precision: str) -> "Method":
         """Make the model fast for scoring (merging adapters, casting); it may not train afterwards."""
@@ -83,6 +89,8 @@ def drop_for_training(mask: torch.Tensor, incomplete_only: bool, generator: torc
     non-empty (or only the incomplete) subsets and cut to what each sample shows; a sample left with
     nothing keeps what it shows."""
     pool = incomplete_subsets(mask.shape[1]) if incomplete_only else all_subsets(mask.shape[1])
+    if not pool:  # one modality: nothing to drop
+        return mask
     choice = int(torch.randint(len(pool), (), generator=generator))
     drawn = torch.tensor(pool[choice], device=mask.device).expand_as(mask) & mask
     empty = ~drawn.any(dim=1, keepdim=True)
@@ -107,11 +115,16 @@ class GradeDecoder(nn.Module):
     linspace-weighted mean of the normalised per-query grades. Returns (score (B,), query states)."""
 
     def __init__(self, d: int, n_query: int, layers: int, heads: int, dropout: float,
-                 query_positions: str = "none"):
+                 query_positions: str = "none", ffn: int | None = None, final_norm: bool = False,
+                 query_std: float = 0.02, xavier: bool = False):
         super().__init__()
-        self.queries = nn.Parameter(torch.randn(n_query, d) * 0.02)
-        layer = nn.TransformerDecoderLayer(d, heads, 2 * d, dropout, batch_first=True)
-        self.decoder = nn.TransformerDecoder(layer, layers)
+        # ffn: feed-forward width (default 2d); final_norm: a LayerNorm after the last layer;
+        # query_std: std of the queries' normal init; xavier: xavier-uniform every matrix of the decoder
+        self.queries = nn.Parameter(torch.randn(n_query, d) * query_std)
+        layer = nn.TransformerDecoderLayer(d, heads, ffn or 2 * d, dropout, batch_first=True)
+        self.decoder = nn.TransformerDecoder(layer, layers, norm=nn.LayerNorm(d) if final_norm else None)
+        if xavier:
+            xavier_matrices(self.decoder)
         self.grade = nn.Linear(d, n_query)
         self.register_buffer("levels", torch.linspace(0, 1, n_query), persistent=False)
         # "batch-index": MCMoE's quirk, the encoding added to a (B, Q, d) tensor indexed by batch position
@@ -153,6 +166,21 @@ def project_all(proj: nn.ModuleDict, modalities: list[str], features: dict[str, 
     return torch.stack([proj[m].sequence(features[m], rows[:, j]) for j, m in enumerate(modalities)], dim=1)
 
 
-def temporal_encoder(d: int, heads: int, layers: int, dropout: float) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(d, heads, 2 * d, dropout, batch_first=True)
-    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+def temporal_encoder(d: int, heads: int, layers: int, dropout: float, ffn: int | None = None,
+                     final_norm: bool = False, xavier: bool = False) -> nn.TransformerEncoder:
+    """Post-norm ReLU encoder; ffn: feed-forward width (default 2d); final_norm: a LayerNorm after the
+    last layer; xavier: xavier-uniform every matrix (as MCMoE's/GDLT's transformer does)."""
+    layer = nn.TransformerEncoderLayer(d, heads, ffn or 2 * d, dropout, batch_first=True)
+    encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d) if final_norm else None,
+                                    enable_nested_tensor=False)
+    if xavier:
+        xavier_matrices(encoder)
+    return encoder
+
+
+def xavier_matrices(module: nn.Module) -> None:
+    """Xavier-uniform initialisation of every parameter with more than one dimension (biases and
+    norms keep theirs)."""
+    for p in module.parameters():
+        if p.dim() > 1:
+            nn.init.xavier_uniform_(p)

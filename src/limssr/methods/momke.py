@@ -9,7 +9,8 @@ concatenated, refined by a residual MLP, pooled over time and regressed.
 Where this differs from the original: one model serves all 7 subsets (stage 2 trains with one random
 subset per batch, cut to what the data shows) instead of one model per test condition; stage 1 uses
 what the data shows rather than always-complete data; temporal mean pooling and a sigmoid head replace
-the utterance classifier.
+the utterance classifier. Model selection only considers stage-2 epochs: in stage 1 the scoring
+(stage-2) head is not trained yet.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class MoMKE(Method):
         b, m = cfg.baseline, len(self.modalities)
         self.alpha_mse, self.modality_dropout = cfg.loss.alpha_mse, b.modality_dropout
         self.stage1_epochs = int(round(b.stage_fraction * cfg.train.epochs))
+        if self.stage1_epochs >= cfg.train.epochs:
+            raise ValueError(f"baseline.stage_fraction={b.stage_fraction} leaves no stage-2 epoch of "
+                             f"train.epochs={cfg.train.epochs}: MoMKE scores through its stage-2 head")
         self.proj = gdlt_projections(self.dims, b.hidden, b.dropout)
         self.experts = nn.ModuleList(temporal_encoder(b.hidden, b.heads, 1, b.dropout) for _ in range(m))
         self.unimodal_heads = nn.ModuleList(regressor(b.hidden, b.dropout) for _ in range(m))
@@ -36,6 +40,10 @@ class MoMKE(Method):
         self.refine = nn.Sequential(nn.Linear(m * b.hidden, m * b.hidden), nn.GELU(), nn.Dropout(b.dropout),
                                     nn.Linear(m * b.hidden, m * b.hidden))
         self.head = regressor(m * b.hidden, b.dropout)
+
+    def selectable_epoch(self, epoch: int) -> bool:
+        # stage-1 epochs train only the unimodal heads; scoring goes through the stage-2 head
+        return epoch >= self.stage1_epochs
 
     @property
     def stage(self) -> int:

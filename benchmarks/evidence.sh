@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# bash benchmarks/evidence.sh GDLT_GIT_DIR [ROOT]
+#
+# Every run behind docs/results.md, one after another (two cores: one heavy job at a time), most
+# informative first; each stage is resumable, so rerun the same command after an interruption
+# (finished runs are reused, interrupted ones resumed). ROOT defaults to /work/limssr-runs.
+#   1. Fis-V Video Swin features: the plain encoder and LIMSSR (TES, PCS)   benchmarks/fisv-vst.sh
+#   2. the built-in data: LIMSSR's factors (backbone init, masks, K, ...)    benchmarks/factors.sh
+#   3. the built-in data: methods and ablations, both regimes               benchmarks/results.sh
+#   4. the interaction benchmark: LIMSSR and the baselines                  (below)
+#   5. Fis-V: MCMoE and the other baselines                                 benchmarks/fisv-vst.sh
+set -euo pipefail
+GIT_DIR=${1:?usage: bash benchmarks/evidence.sh GDLT_GIT_DIR [ROOT]}
+ROOT=${2:-/work/limssr-runs}
+BIN=${BIN:-.venv/bin}
+STAGE1_ONLY=1 bash benchmarks/fisv-vst.sh "$GIT_DIR" "$ROOT/fisv-vst"
+ONLY="base random-init per-batch k3 k8" bash benchmarks/factors.sh "$ROOT/factors"
+bash benchmarks/results.sh "$ROOT/results"
+"$BIN/limssr" benchmark --preset demo-interaction --regimes strict --seeds 1,2,3 --out "$ROOT/interaction" \
+  --methods limssr,mcmoe,momke,gcnet,actionmae,zero-fill,late-fusion \
+  --baseline-set train.epochs=40 --baseline-set train.lr=5e-4 train.selection=val
+bash benchmarks/fisv-vst.sh "$GIT_DIR" "$ROOT/fisv-vst"
+bash benchmarks/factors.sh "$ROOT/factors"

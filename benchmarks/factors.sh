@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# bash benchmarks/factors.sh [OUT]
+#
+# What LIMSSR's accuracy depends on: each factor changed alone from the `demo` recipe (default
+# backbone, strict T-Miss training, K = 4 fusion tokens, 8 epochs), 3 seeds each, validation-split
+# model selection, on the built-in synthetic data; then the same rows' baselines-free companion on
+# the interaction benchmark (demo-interaction). One `limssr train --seeds` per row into OUT/<row>;
+# rows run one at a time (two cores), most informative first; rerun to resume (finished seeds are
+# reused, refused if their config differs). Each run's timing.json holds its wall and CPU seconds.
+#
+# Larger backbones need a local Hugging Face directory: GEMMA=/path/to/gemma-3-270m and
+# QWEN=/path/to/qwen2.5-0.5b (rows skipped when unset).
+set -euo pipefail
+OUT=${1:-/work/limssr-runs/factors}
+BIN=${BIN:-.venv/bin}
+SEEDS=${SEEDS:-1,2,3}
+ONLY=${ONLY:-}  # a space-separated list of row names to run (default: all)
+
+row() {  # row NAME PRESET [overrides...]
+  local name=$1 preset=$2
+  shift 2
+  if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
+  echo "[factors] $name: $*" >&2
+  "$BIN/limssr" train --preset "$preset" --seeds "$SEEDS" --out "$OUT/$name" train.selection=val "$@"
+}
+
+row base demo
+row random-init demo model.backbone_init=random
+row per-batch demo train.missing=per-batch
+row k2 demo model.num_fusion_tokens=2
+row k3 demo model.num_fusion_tokens=3
+row k8 demo model.num_fusion_tokens=8
+row epochs-4 demo train.epochs=4
+row epochs-16 demo train.epochs=16
+row no-shared-prompt demo model.share_prompt=false
+row tiny demo --backbone tiny
+row interaction-base demo-interaction
+row interaction-random-init demo-interaction model.backbone_init=random
+if [ -n "${GEMMA:-}" ]; then row gemma-3-270m demo --backbone "$GEMMA"; fi
+if [ -n "${QWEN:-}" ]; then row qwen2.5-0.5b demo --backbone "$QWEN"; fi
