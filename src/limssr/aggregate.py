@@ -52,17 +52,23 @@ def across_score_types(by_type: dict[str, dict]) -> dict:
     return {"score_types": types, "spearman": table, "average_over_score_types": overall}
 
 
+def latest_eval_dir(run_dir: str | Path) -> Path:
+    """A run's newest evaluation directory (eval, eval-2, ...)."""
+    run_dir = Path(run_dir)
+    evals = sorted(run_dir.glob("eval*/results.json"),
+                   key=lambda p: int(p.parent.name.split("-")[1]) if "-" in p.parent.name else 1)
+    if not evals:
+        raise FileNotFoundError(f"'{run_dir}' holds no evaluation (eval*/results.json); "
+                                f"run `limssr evaluate {run_dir}` first")
+    return evals[-1].parent
+
+
 def latest_results(run_dir: str | Path) -> dict:
     """A run's newest evaluation (eval, eval-2, ...) or a multi-seed directory's summary.json."""
     run_dir = Path(run_dir)
     if (run_dir / "summary.json").is_file():
         return json.loads((run_dir / "summary.json").read_text())
-    evals = sorted(run_dir.glob("eval*/results.json"),
-                   key=lambda p: int(p.parent.name.split("-")[1]) if "-" in p.parent.name else 1)
-    if not evals:
-        raise FileNotFoundError(f"'{run_dir}' holds no evaluation (eval*/results.json) and no summary.json; "
-                                f"run `limssr evaluate {run_dir}` first")
-    return json.loads(evals[-1].read_text())
+    return json.loads((latest_eval_dir(run_dir) / "results.json").read_text())
 
 
 def seeds_markdown(summary: dict) -> str:

@@ -23,25 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from limssr.aggregate import latest_eval_dir
 from limssr.metrics import FISHER_CLIP
 
 FIELDS = ("spearman_diff", "spearman_lo", "spearman_hi", "mse_diff", "mse_lo", "mse_hi")
 _CHUNK = 1_000_000  # replicates x samples per block, to bound memory on large test sets
 
 
-def _latest_eval(run_dir: Path) -> Path:
-    """The run's newest evaluation directory (eval, eval-2, ...), in the order `latest_results` uses."""
-    evals = sorted(run_dir.glob("eval*/results.json"),
-                   key=lambda p: int(p.parent.name.split("-")[1]) if "-" in p.parent.name else 1)
-    if not evals:
-        raise FileNotFoundError(f"'{run_dir}' holds no evaluation (eval*/results.json); "
-                                f"run `limssr evaluate {run_dir}` first")
-    return evals[-1].parent
-
-
 def _load_run(run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
-    eval_dir = _latest_eval(run_dir)
+    eval_dir = latest_eval_dir(run_dir)
     results = json.loads((eval_dir / "results.json").read_text())
     path = eval_dir / "predictions.csv"
     if not path.is_file():
