@@ -67,7 +67,7 @@ class LoraSettings:
 
 @dataclass
 class ModelConfig:
-    """LIMSSR architecture (limssr-method.md section 7)."""
+    """LIMSSR architecture (as LIMSSR's public code builds it; departures in docs/deviations.md)."""
 
     backbone: str = "default"  # "default", "tiny", "tiny-qwen" or a local Hugging Face directory
     # "random": the same architecture with every weight re-initialised (seeded by `seed`): the

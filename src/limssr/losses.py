@@ -1,4 +1,4 @@
-"""LIMSSR losses (limssr-method.md section 8)."""
+"""LIMSSR losses, as its public code computes them."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Read top to bottom: modality projections, the added tokens, the sequence assembly (prompt-guided
 imputation with missing placeholders, PCMI), the LLM, then the two heads of the mask-aware dual-path
 aggregation (MDA): Path 1 over the K fusion tokens (LMRF), Path 2 over the modality spans, and their
-learned mix. limssr-method.md section 7 is the reference; docs/deviations.md lists every departure.
+learned mix. The reference is LIMSSR's public code (first commit 8bdbbc0); docs/deviations.md lists every departure.
 """
 
 from __future__ import annotations

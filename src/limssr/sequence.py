@@ -1,6 +1,6 @@
 """The LIMSSR input sequence: the prompt text for a mask and where every part of the sequence sits.
 
-Layout of one sample (limssr-method.md section 7.3):
+Layout of one sample (as LIMSSR's public code builds it):
 
     prompt (P tokens) | per modality, present ones first then missing ones, in configured order:
     <m_start> T x (projected feature or <missing_m>) <m_end> | K fusion tokens

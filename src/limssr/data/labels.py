@@ -1,4 +1,4 @@
-"""Parsers for the released label files of FS1000, Fis-V and RG (datasets.md sections 4-6).
+"""Parsers for the released label files of FS1000, Fis-V and RG (README, "Real data").
 
 Every parser returns `[(name, {label: value})]` in file order and refuses malformed input with the
 file and line: too few fields, a non-numeric or negative value, a duplicate name, text that is not

@@ -1,4 +1,4 @@
-"""Readers for the released FS1000, Fis-V and RG feature layouts (datasets.md sections 4-7).
+"""Readers for the released FS1000, Fis-V and RG feature layouts (README, "Real data").
 
     FS1000/  train_fs1000_new.txt  val_fs1000_new.txt   (val is the test split)
              output_feature_fs1000_new/<name>.npy  (T, N, 768) TimeSformer, averaged over N

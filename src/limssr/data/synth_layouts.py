@@ -1,4 +1,4 @@
-"""Small synthetic datasets written in exactly the released layouts (datasets.md section 9).
+"""Small synthetic datasets written in exactly the released layouts (README, "Real data").
 
 The features come from the built-in generator; the awkward cases of the real files are planted on
 purpose: videos shorter and longer than the published `clip_num`, an FS1000 video whose audio is one

@@ -1,4 +1,4 @@
-"""ActionMAE (Woo et al., AAAI'23), simplified for AQA after `sangminwoo/ActionMAE` (baselines.md s3).
+"""ActionMAE (Woo et al., AAAI'23), simplified for AQA after `sangminwoo/ActionMAE`.
 
 Each modality's projected sequence is encoded by its own one-layer temporal transformer and pooled into
 one token. In training a random subset of the shown tokens is kept (at least one), MAE style; a 2-layer

@@ -1,4 +1,4 @@
-"""GCNet (Lian et al., TPAMI'23), simplified for AQA after `zeroQiaoba/GCNet` (baselines.md section 4),
+"""GCNet (Lian et al., TPAMI'23), simplified for AQA after `zeroQiaoba/GCNet`,
 without torch_geometric.
 
 Nodes are the clips; a node's input is the concatenation of the projected modalities (hidden ones

@@ -1,4 +1,4 @@
-"""MoMKE (Xu et al., ACM MM'24), simplified for AQA after `wxxv/MoMKE` (baselines.md section 5).
+"""MoMKE (Xu et al., ACM MM'24), simplified for AQA after `wxxv/MoMKE`.
 
 Per modality a projector and a modality-specific expert (a small temporal transformer). Stage 1
 (the first `baseline.stage_fraction` of the epochs): each modality goes through its own expert only,
