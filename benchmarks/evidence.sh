@@ -4,6 +4,8 @@
 # Every run behind docs/results.md, one after another (two cores: one heavy job at a time), most
 # informative first; each stage is resumable, so rerun the same command after an interruption
 # (finished runs are reused, interrupted ones resumed). ROOT defaults to /work/limssr-runs.
+# Finished runs are packed without their weights into benchmarks/evidence/ (commit it) and unpacked
+# from there first, so a new machine continues where the last one stopped.
 #   1. Fis-V Video Swin features: the plain encoder and LIMSSR (TES, PCS)   benchmarks/fisv-vst.sh
 #   2. the built-in data: LIMSSR's factors (backbone init, masks, K, ...)    benchmarks/factors.sh
 #   3. the built-in data: methods and ablations, both regimes               benchmarks/results.sh
@@ -13,11 +15,19 @@ set -euo pipefail
 GIT_DIR=${1:?usage: bash benchmarks/evidence.sh GDLT_GIT_DIR [ROOT]}
 ROOT=${2:-/work/limssr-runs}
 BIN=${BIN:-.venv/bin}
+ARCHIVE=${ARCHIVE:-benchmarks/evidence}
+for part in results interaction; do
+  mkdir -p "$ROOT/$part"
+  "$BIN/python" benchmarks/archive_runs.py unpack "$ARCHIVE/$part" "$ROOT/$part"
+done
+pack() { "$BIN/python" benchmarks/archive_runs.py pack "$ROOT/$1" "$ARCHIVE/$1"; }
 STAGE1_ONLY=1 bash benchmarks/fisv-vst.sh "$GIT_DIR" "$ROOT/fisv-vst"
 ONLY="base random-init per-batch k3 k8" bash benchmarks/factors.sh "$ROOT/factors"
 bash benchmarks/results.sh "$ROOT/results"
+pack results
 "$BIN/limssr" benchmark --preset demo-interaction --regimes strict --seeds 1,2,3 --out "$ROOT/interaction" \
   --methods limssr,mcmoe,momke,gcnet,actionmae,zero-fill,late-fusion \
   --baseline-set train.epochs=40 --baseline-set train.lr=5e-4 train.selection=val
+pack interaction
 bash benchmarks/fisv-vst.sh "$GIT_DIR" "$ROOT/fisv-vst"
 bash benchmarks/factors.sh "$ROOT/factors"

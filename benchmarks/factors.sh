@@ -7,6 +7,8 @@
 # the interaction benchmark (demo-interaction). One `limssr train --seeds` per row into OUT/<row>;
 # rows run one at a time (two cores), most informative first; rerun to resume (finished seeds are
 # reused, refused if their config differs). Each run's timing.json holds its wall and CPU seconds.
+# Finished runs are packed (no weights) into $ARCHIVE (default benchmarks/evidence/factors,
+# committed) after every row and unpacked from there first, so the work survives a new machine.
 #
 # Larger backbones need a local Hugging Face directory: GEMMA=/path/to/gemma-3-270m and
 # QWEN=/path/to/qwen2.5-0.5b (rows skipped when unset).
@@ -15,6 +17,9 @@ OUT=${1:-/work/limssr-runs/factors}
 BIN=${BIN:-.venv/bin}
 SEEDS=${SEEDS:-1,2,3}
 ONLY=${ONLY:-}  # a space-separated list of row names to run (default: all)
+ARCHIVE=${ARCHIVE:-benchmarks/evidence/factors}
+mkdir -p "$OUT"
+"$BIN/python" benchmarks/archive_runs.py unpack "$ARCHIVE" "$OUT"
 
 row() {  # row NAME PRESET [overrides...]
   local name=$1 preset=$2
@@ -22,6 +27,7 @@ row() {  # row NAME PRESET [overrides...]
   if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
   echo "[factors] $name: $*" >&2
   "$BIN/limssr" train --preset "$preset" --seeds "$SEEDS" --out "$OUT/$name" train.selection=val "$@"
+  "$BIN/python" benchmarks/archive_runs.py pack "$OUT" "$ARCHIVE"
 }
 
 row base demo

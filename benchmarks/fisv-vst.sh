@@ -17,6 +17,8 @@
 # $BASELINE_EPOCHS (default 40) epochs; MCMoE keeps its own optimiser, lr, batch and loss weights
 # (the preset's method_defaults) with that epoch count. With a GPU, raise both toward the presets'.
 # Resumable: rerun the same command; finished runs are reused (refused if their config differs).
+# Across machines: finished runs are packed, without weights and with the labels removed, into
+# $ARCHIVE (default benchmarks/evidence/fisv-vst, committed) and unpacked from there first.
 set -euo pipefail
 GIT_DIR=${1:?usage: bash benchmarks/fisv-vst.sh GDLT_GIT_DIR [OUT]}
 OUT=${2:-/work/limssr-runs/fisv-vst}
@@ -26,10 +28,12 @@ SEEDS=${SEEDS:-1,2,3}
 LIMSSR_EPOCHS=${LIMSSR_EPOCHS:-8}
 BASELINE_EPOCHS=${BASELINE_EPOCHS:-40}
 BIN=${BIN:-.venv/bin}
+ARCHIVE=${ARCHIVE:-benchmarks/evidence/fisv-vst}
 TYPES=${TYPES:-TES PCS}
 
 "$BIN/python" benchmarks/export_fisv_vst.py "$GIT_DIR" "$LABELS" "$DATA"
 mkdir -p "$OUT"
+"$BIN/python" benchmarks/archive_runs.py unpack "$ARCHIVE" "$OUT" --labels "$DATA"
 
 bench() {  # bench TYPE METHODS [overrides...]: one `limssr benchmark` call on score type TYPE
   local t=$1 methods=$2 lower
@@ -38,6 +42,7 @@ bench() {  # bench TYPE METHODS [overrides...]: one `limssr benchmark` call on s
   "$BIN/limssr" benchmark --preset "fisv-$lower" --data "$DATA" --regimes complete --seeds "$SEEDS" \
     --out "$OUT/$lower" --methods "$methods" data.source=generic "data.score_type=$t" train.selection=val \
     train.precision=auto "$@"
+  "$BIN/python" benchmarks/archive_runs.py pack "$OUT" "$ARCHIVE"
 }
 baselines=(--baseline-set "train.epochs=$BASELINE_EPOCHS" --baseline-set train.lr=5e-4 --baseline-set train.warmup=1)
 

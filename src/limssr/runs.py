@@ -134,10 +134,13 @@ def check_same_run(run_dir: Path, cfg: RunConfig, data: SampleSet) -> None:
 
 
 def run_state(run_dir: Path) -> str:
-    """'evaluated', 'trained' (weights, no evaluation), 'interrupted' (a checkpoint to resume),
-    'failed' (a directory without a checkpoint: a start that failed) or 'new'."""
+    """'evaluated' (results written; its weights may have been pruned, see
+    `benchmarks/archive_runs.py`), 'trained' (weights, no evaluation), 'interrupted' (a checkpoint
+    to resume), 'failed' (a directory without a checkpoint: a start that failed) or 'new'."""
+    if (run_dir / CONFIG_FILE).is_file() and list(run_dir.glob("eval*/results.json")):
+        return "evaluated"
     if (run_dir / WEIGHTS_FILE).is_file():
-        return "evaluated" if list(run_dir.glob("eval*/results.json")) else "trained"
+        return "trained"
     if (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
         return "interrupted"
     return "failed" if run_dir.exists() else "new"
