@@ -13,6 +13,8 @@
 #    modality: nothing to hide), validation-split model selection, seeds $SEEDS (default 1,2,3).
 #    The test split is scored once per run, at the end; nothing is chosen on it.
 #
+# 4. LIMSSR's factors on TES: the same architecture randomly initialised, and larger backbones.
+#
 # CPU budget (2 cores): LIMSSR $LIMSSR_EPOCHS epochs (default 8, warm-up 1; ~17 min a run), the baselines
 # $BASELINE_EPOCHS (default 40) epochs; MCMoE keeps its own optimiser, lr, batch and loss weights
 # (the preset's method_defaults) with that epoch count. With a GPU, raise both toward the presets'.
@@ -40,9 +42,14 @@ bench() {  # bench TYPE METHODS [overrides...]: one `limssr benchmark` call on s
   lower=$(echo "$t" | tr 'A-Z' 'a-z')
   shift 2
   "$BIN/limssr" benchmark --preset "fisv-$lower" --data "$DATA" --regimes complete --seeds "$SEEDS" \
-    --out "$OUT/$lower" --methods "$methods" data.source=generic "data.score_type=$t" train.selection=val \
-    train.precision=auto "$@"
+    --out "${DEST:-$OUT/$lower}" --methods "$methods" data.source=generic "data.score_type=$t" \
+    train.selection=val train.precision=auto "$@"
   "$BIN/python" benchmarks/archive_runs.py pack "$OUT" "$ARCHIVE"
+}
+factor() {  # factor ROW [overrides...]: LIMSSR on TES with one change, into $OUT/factors-tes/ROW
+  local row=$1
+  shift
+  DEST="$OUT/factors-tes/$row" bench TES limssr "train.epochs=$LIMSSR_EPOCHS" train.warmup=1 "$@"
 }
 baselines=(--baseline-set "train.epochs=$BASELINE_EPOCHS" --baseline-set train.lr=5e-4 --baseline-set train.warmup=1)
 
@@ -56,5 +63,10 @@ for t in $TYPES; do
   bench "$t" limssr "train.epochs=$LIMSSR_EPOCHS" train.warmup=1
 done
 [ -z "${STAGE1_ONLY:-}" ] || exit 0  # STAGE1_ONLY=1: the plain encoder and LIMSSR only
+# what LIMSSR needs, on TES (the base row is $OUT/tes/limssr): a random backbone, larger backbones
+# (GEMMA / QWEN: directories written by benchmarks/fetch_backbone.py; rows skipped when unset)
+factor random-init model.backbone_init=random
+if [ -n "${GEMMA:-}" ]; then factor gemma-3-270m "model.backbone=$GEMMA"; fi
+if [ -n "${QWEN:-}" ]; then factor qwen2.5-coder-0.5b "model.backbone=$QWEN"; fi
 for t in $TYPES; do bench "$t" mcmoe --baseline-set "train.epochs=$BASELINE_EPOCHS"; done
 for t in $TYPES; do bench "$t" late-fusion,gcnet,actionmae,momke "${baselines[@]}"; done
