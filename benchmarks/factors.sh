@@ -10,8 +10,8 @@
 # Finished runs are packed (no weights) into $ARCHIVE (default benchmarks/evidence/factors,
 # committed) after every row and unpacked from there first, so the work survives a new machine.
 #
-# Larger backbones need a local Hugging Face directory: GEMMA=/path/to/gemma-3-270m and
-# QWEN=/path/to/qwen2.5-0.5b (rows skipped when unset).
+# Larger backbones need a local Hugging Face directory, written by benchmarks/fetch_backbone.py:
+# GEMMA=/work/backbones/gemma-3-270m and QWEN=/work/backbones/qwen2.5-coder-0.5b (rows skipped when unset).
 set -euo pipefail
 OUT=${1:-/work/limssr-runs/factors}
 BIN=${BIN:-.venv/bin}
@@ -43,4 +43,4 @@ row tiny demo --backbone tiny
 row interaction-base demo-interaction
 row interaction-random-init demo-interaction model.backbone_init=random
 if [ -n "${GEMMA:-}" ]; then row gemma-3-270m demo --backbone "$GEMMA"; fi
-if [ -n "${QWEN:-}" ]; then row qwen2.5-0.5b demo --backbone "$QWEN"; fi
+if [ -n "${QWEN:-}" ]; then row qwen2.5-coder-0.5b demo --backbone "$QWEN"; fi
