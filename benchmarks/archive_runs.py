@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import shutil
 import sys
 from pathlib import Path
 

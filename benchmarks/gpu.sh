@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# GPU check for issue 5: `limssr bench` on one H100/H200 with a Qwen3-0.6B-sized random-init backbone
+# GPU check for issue 5: `limssr speed` on one H100/H200 with a Qwen3-0.6B-sized random-init backbone
 # at FS1000 shapes (batch 8, T = 95), reference-equivalent and fast configurations, printing step time,
 # samples/s, peak GPU memory and model FLOPs utilisation. Finishes in a few minutes.
 # Usage (on the GPU machine, from the repository root): bash benchmarks/gpu.sh [OUT_DIR]
-# (BENCH_ARGS adds options to `limssr bench`, e.g. "--profile DIR --rounds 1"; FAST_VARIANTS, a
+# (BENCH_ARGS adds options to `limssr speed`, e.g. "--profile DIR --rounds 1"; FAST_VARIANTS, a
 # ";"-separated list of fast-path overrides such as "train.compile=reduce-overhead;model.share_prompt=true",
 # then measures the fast path once more with each, on the same warm machine and model; by default
 # "train.compile=reduce-overhead")
@@ -54,7 +54,7 @@ print("wrote", out)
 PY
 if [ "$SMOKE" = 1 ]; then STEPS="--steps 2 --warmup 1 --infer-batches 2 --rounds 1"; DEV=""; else
   STEPS="--steps 10 --warmup 3 --infer-batches 10"; DEV="--device cuda"; fi
-$PY -m limssr.cli bench --backbone "$MODEL" --preset fs1000-tes $DEV $STEPS --loader-videos 0 \
+$PY -m limssr.cli speed --backbone "$MODEL" --preset fs1000-tes $DEV $STEPS --loader-videos 0 \
   --out "$OUT/bench-gpu.json" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-gpu.txt"
 # by default, the fast path once more with its decoder layers CUDA-graphed (FAST_VARIANTS="" skips it)
 IFS=';' read -ra VARIANTS <<< "${FAST_VARIANTS-train.compile=reduce-overhead}"
@@ -63,6 +63,6 @@ for v in "${VARIANTS[@]}"; do
   [ -n "$v" ] || continue
   i=$((i + 1))
   echo "== fast path with $v"
-  $PY -m limssr.cli bench --backbone "$MODEL" --preset fs1000-tes $DEV $STEPS --loader-videos 0 --only fast \
+  $PY -m limssr.cli speed --backbone "$MODEL" --preset fs1000-tes $DEV $STEPS --loader-videos 0 --only fast \
     --fast-set "$v" --out "$OUT/bench-gpu-variant-$i.json" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-gpu-variant-$i.txt"
 done

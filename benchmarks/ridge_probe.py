@@ -19,8 +19,8 @@ import numpy as np
 
 from limssr.config import load_config
 from limssr.data import load_data
+from limssr.data.loaders import carve_validation
 from limssr.metrics import mse, spearman
-from limssr.training import carve_validation
 
 PENALTIES = [10.0 ** k for k in range(-3, 5)]
 

@@ -8,7 +8,7 @@ import torch
 from limssr.backbone import load_backbone
 from limssr.config import ModelConfig, RunConfig, SyntheticConfig, apply_overrides, config_from_dict
 from limssr.data.synthetic import generate
-from limssr.model import LIMSSR
+from limssr.methods.limssr import LIMSSR
 from limssr.sequence import prompt_text
 from limssr.subsets import all_subsets
 

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import tiny_run_config
 
 from limssr import runs
 from limssr.benchmark import run_benchmark
-
-from conftest import tiny_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["data.synthetic.n_train=24", "data.synthetic.n_test=8", "train.epochs=1", "train.selection=last"]

@@ -1,15 +1,13 @@
 """The CPU attention kernel (limssr.attention) against PyTorch's SDPA, alone and inside the model."""
 
-import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import DIMS, random_inputs
 
 from limssr import attention
 from limssr.attention import attention_forward, grouped_attention
-
-from conftest import DIMS, random_inputs
 
 
 def _qkv(bsz=2, heads=6, kv_heads=2, q_len=5, k_len=9, dim=8, dtype=torch.float64, seed=0):
@@ -59,7 +57,7 @@ def test_attention_function_leaves_what_it_does_not_do_to_sdpa(monkeypatch):
 
 @pytest.mark.parametrize("share_prompt", [True, False])
 def test_model_in_bf16_scores_alike_with_either_kernel(tiny_backbone_factory, monkeypatch, share_prompt):
-    from limssr.model import LIMSSR
+    from limssr.methods.limssr import LIMSSR
 
     calls = []
     monkeypatch.setattr(attention, "grouped_attention", lambda *a: calls.append(1) or grouped_attention(*a))

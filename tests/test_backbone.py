@@ -4,12 +4,11 @@ import json
 
 import pytest
 import torch
+from conftest import DIMS, random_inputs
 
 from limssr.backbone import BackboneError, load_backbone
 from limssr.config import LoraSettings, ModelConfig
-from limssr.model import LIMSSR
-
-from conftest import DIMS, random_inputs
+from limssr.methods.limssr import LIMSSR
 
 
 def _trainable(module):
@@ -87,11 +86,10 @@ def test_default_backbone_forward_and_backward():
 def test_random_init_keeps_the_architecture_and_replaces_every_weight(tmp_path):
     """model.backbone_init=random: the control for what pretraining contributes (seeded, repeatable)."""
     import torch
+    from transformers import LlamaForCausalLM
 
     from limssr.backbone import load_backbone
     from limssr.config import LoraSettings
-
-    from transformers import LlamaForCausalLM
 
     made = load_backbone("tiny", LoraSettings(enabled=False), prompt_texts=["visual audio flow"], seed=3)
     config = made.decoder.config

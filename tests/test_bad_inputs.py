@@ -10,6 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import DIMS, tiny_run_config
 
 from limssr import runs
 from limssr.cli import main
@@ -17,8 +18,6 @@ from limssr.config import ConfigError, load_config
 from limssr.data.generic import read_generic, read_unlabelled
 from limssr.data.samples import DataError
 from limssr.data.synth_layouts import write_layout
-
-from conftest import DIMS, tiny_run_config
 
 
 @pytest.fixture()
@@ -369,7 +368,7 @@ def test_conversion_interrupted_half_way(tmp_path, monkeypatch):
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     from limssr.checkpoint import load_training_checkpoint
-    from limssr.model import LIMSSR
+    from limssr.methods.limssr import LIMSSR
 
     real = LIMSSR.loss
 
@@ -391,7 +390,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypat
 
 
 def test_nan_predictions_are_never_written(finished_run, tmp_path, monkeypatch):
-    from limssr.model import LIMSSR
+    from limssr.methods.limssr import LIMSSR
 
     real = LIMSSR.heads
 

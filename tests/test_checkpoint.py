@@ -3,8 +3,13 @@
 import pytest
 import torch
 
-from limssr.checkpoint import (CheckpointError, load_training_checkpoint, load_weights, save_training_checkpoint,
-                               save_weights)
+from limssr.checkpoint import (
+    CheckpointError,
+    load_training_checkpoint,
+    load_weights,
+    save_training_checkpoint,
+    save_weights,
+)
 
 
 def test_training_state_round_trip(tmp_path):

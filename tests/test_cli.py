@@ -4,10 +4,9 @@ import csv
 
 import numpy as np
 import pytest
+from conftest import DIMS
 
 from limssr.cli import main, run
-
-from conftest import DIMS
 
 QUICK = ["--preset", "synthetic-quick", "data.synthetic.n_train=24", "data.synthetic.n_test=8", "train.epochs=1",
          f"data.synthetic.dims={{video: {DIMS['video']}, audio: {DIMS['audio']}, flow: {DIMS['flow']}}}"]

@@ -5,8 +5,8 @@ import math
 import torch
 
 from limssr.config import LossConfig
-from limssr.losses import batch_hard_cosine_triplet, limssr_loss
-from limssr.model import LimssrOutput
+from limssr.losses import batch_hard_cosine_triplet
+from limssr.methods.limssr import LimssrOutput, limssr_loss
 
 # two samples x two fusion tokens in 2-D; rows r0=(s0,k0) r1=(s0,k1) r2=(s1,k0) r3=(s1,k1)
 EMB = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [-1.0, 0.0]]])

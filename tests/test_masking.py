@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from conftest import DIMS
 
 from limssr.data.dataset import AQADataset, collate, hide
 from limssr.masking import PROTOCOLS, build_protocol
-
-from conftest import DIMS
 
 MODS = list(DIMS)
 

@@ -1,19 +1,18 @@
 """MCMoE's structure against its public code (XuHuangbiao/MCMoE), its masked BatchNorm, the
 reconstruction gradients, and the batch-position quirk of `faithful` mode (absent from `fixed`)."""
 
-from dataclasses import replace
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from conftest import DIMS, random_inputs, tiny_run_config
 from torch import nn
 
 from limssr.masking import build_protocol
 from limssr.methods import build_method, method_names
-
-from conftest import DIMS, random_inputs, tiny_run_config
 
 HIDDEN = 32  # small for speed; the public --hidden_dim (and baseline.hidden) is 256
 

@@ -5,13 +5,12 @@ import json
 
 import pytest
 import torch
+from conftest import random_inputs, tiny_run_config
 
 from limssr.benchmark import ABLATIONS, method_overrides, run_benchmark
 from limssr.config import ConfigError
 from limssr.methods import build_method, method_names
 from limssr.training import build_model
-
-from conftest import random_inputs, tiny_run_config
 
 BASELINES = ["mcmoe", "momke", "gcnet", "actionmae", "zero-fill", "late-fusion"]
 
@@ -79,7 +78,7 @@ def _resolved(name, extra=()):
 
 
 def test_limssr_ablations_change_the_structure():
-    from limssr.model import LIMSSR
+    from limssr.methods.limssr import LIMSSR
 
     full = build_model(_resolved("limssr"))
     no_pcmi = build_model(_resolved("limssr", ["model.pcmi=false"]))

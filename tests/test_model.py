@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from conftest import DIMS, random_inputs
 
 from limssr.layers import TimeProjection
-from limssr.model import FusionTokenHead, ModalitySpanHead
-
-from conftest import DIMS, random_inputs
+from limssr.methods.limssr import FusionTokenHead, ModalitySpanHead
 
 
 def test_projection_shapes_and_conv_layout():
@@ -105,7 +104,7 @@ def test_each_sample_of_a_mixed_batch_scores_as_it_would_alone(tiny_backbone_fac
     """Different masks give prompts, and so sequences, of different lengths, padded at the end (whole
     sequences) or in the middle (shared prompt prefixes): either way every sample must score exactly
     as it does alone."""
-    from limssr.model import LIMSSR
+    from limssr.methods.limssr import LIMSSR
 
     torch.manual_seed(0)
     backbone, cfg = tiny_backbone_factory(share_prompt=share_prompt)
@@ -132,7 +131,7 @@ def test_shared_prompt_prefix_gives_the_same_scores_and_gradients(tiny_backbone_
     whole sequence per sample: in training (per batch) and at inference (cached)."""
     import dataclasses
 
-    from limssr.model import LIMSSR
+    from limssr.methods.limssr import LIMSSR
 
     feats = random_inputs(batch=5, steps=6)
     mask = torch.tensor([[1, 1, 1], [0, 1, 0], [1, 0, 1], [0, 1, 0], [1, 1, 0]], dtype=torch.bool)

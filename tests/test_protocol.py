@@ -6,15 +6,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import tiny_run_config
 
 from limssr import runs
 from limssr.aggregate import across_score_types, aggregate_seeds
 from limssr.cli import run
 from limssr.config import load_config, preset_names
+from limssr.data.loaders import balanced_masks, carve_validation
 from limssr.metrics import fisher_z_mean
-from limssr.training import balanced_masks, carve_validation
-
-from conftest import tiny_run_config
 
 PUBLISHED = {  # (epochs, alpha_mse, alpha, alpha_con, dropout, decay_rate, seed, clip_num)
     "fs1000-tes": (160, 10, 1, 1, 0.15, 0.1, 42, 95), "fs1000-pcs": (100, 1, 1, 1, 0.15, 0.1, 42, 95),

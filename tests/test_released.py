@@ -169,8 +169,8 @@ def test_reference_crop_never_draws_the_last_start():
 
 def test_full_length_test_policy_pads_to_the_longest_in_the_batch():
     from limssr.data.dataset import AQADataset
+    from limssr.data.loaders import make_loader
     from limssr.data.samples import Sample
-    from limssr.training import make_loader
 
     samples = [Sample(f"s{t}", {"v": np.ones((t, 2), np.float32)}, 1.0) for t in (5, 9, 14)]
     ds = AQADataset(samples, ["v"], {"v": 2}, 10.0, clip_num=8, train=False, test_crop="full")

@@ -5,12 +5,11 @@ import shutil
 
 import lightning as L
 import pytest
+from conftest import tiny_run_config
 
 from limssr import runs
 from limssr.benchmark import run_benchmark
 from limssr.checkpoint import load_training_checkpoint
-
-from conftest import tiny_run_config
 
 FAST = ["data.synthetic.n_train=24", "data.synthetic.n_test=8", "train.epochs=1", "train.selection=last"]
 

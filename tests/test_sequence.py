@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from conftest import PROMPT_NAMES, random_inputs
 
 from limssr.sequence import build_layout, prompt_text
 from limssr.subsets import all_subsets, incomplete_subsets, parse_subset, subset_name
-
-from conftest import DIMS, PROMPT_NAMES, random_inputs
 
 MODS = ["video", "audio", "flow"]
 

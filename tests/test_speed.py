@@ -1,5 +1,5 @@
 """The fast path: cheaper dropout with the same distribution, merged-LoRA inference with the same scores,
-bf16 frozen weights, `limssr bench`, and data-parallel training matching one process."""
+bf16 frozen weights, `limssr speed`, and data-parallel training matching one process."""
 
 import json
 import subprocess
@@ -7,10 +7,9 @@ import sys
 
 import pytest
 import torch
-
-from limssr.layers import FastDropout, use_fast_dropout
-
 from conftest import DIMS, random_inputs
+
+from limssr.kernels import FastDropout, use_fast_dropout
 
 
 def test_fast_dropout_distribution_and_memory():
@@ -90,7 +89,7 @@ def test_frozen_weights_in_bf16_trainable_in_fp32(tiny_model):
 
 
 def test_bench_report(tmp_path):
-    from limssr.bench import compare
+    from limssr.speed import compare
 
     report = compare(backbone="tiny", preset="synthetic-quick", batch=4, clips=6, steps=1, warmup=0,
                      infer_batches=1, loader_videos=12, rounds=1, profile=str(tmp_path / "prof"))
@@ -106,7 +105,7 @@ def test_bench_report(tmp_path):
 
 
 def test_bench_fast_overrides_reach_only_the_fast_configuration():
-    from limssr.bench import compare
+    from limssr.speed import compare
 
     with pytest.raises(RuntimeError, match="no_such_key"):
         compare(backbone="tiny", preset="synthetic-quick", batch=2, clips=4, steps=1, warmup=0, infer_batches=1,
@@ -148,7 +147,7 @@ def test_lean_mlp_gives_the_same_outputs_and_gradients():
     from transformers import LlamaConfig
     from transformers.models.llama.modeling_llama import LlamaMLP
 
-    from limssr.layers import use_lean_mlp
+    from limssr.kernels import use_lean_mlp
 
     torch.manual_seed(0)
     mlp = LlamaMLP(LlamaConfig(hidden_size=32, intermediate_size=64, hidden_act="silu"))
@@ -171,7 +170,7 @@ def test_lean_rms_norm_gives_the_same_outputs_and_gradients(dtype):
     from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
     from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
 
-    from limssr.layers import use_lean_rms_norm
+    from limssr.kernels import use_lean_rms_norm
 
     torch.manual_seed(0)
     norm = Qwen3RMSNorm(32, eps=1e-6)
@@ -199,8 +198,8 @@ def test_lean_rms_norm_gives_the_same_outputs_and_gradients(dtype):
 
 def test_compiled_decoder_layers_give_the_same_scores_gradients_and_weight_names(tiny_backbone_factory):
     from limssr.config import LoraSettings
-    from limssr.layers import compile_decoder_layers
-    from limssr.model import LIMSSR
+    from limssr.kernels import compile_decoder_layers
+    from limssr.methods.limssr import LIMSSR
 
     def make():  # no dropout: compiled code draws its random numbers differently
         torch.manual_seed(0)
@@ -229,8 +228,8 @@ def test_cuda_graphed_layers_train_at_one_length_and_score_eagerly(tiny_backbone
     with the same scores; they score eagerly, merged or not, since graph replays overwrite earlier
     outputs, which the cached prompt keys/values are."""
     from limssr.config import LoraSettings
-    from limssr.layers import compile_decoder_layers, has_cuda_graphed_layers
-    from limssr.model import LIMSSR
+    from limssr.kernels import compile_decoder_layers, has_cuda_graphed_layers
+    from limssr.methods.limssr import LIMSSR
 
     def make():  # the whole sequence per sample, as GPU training runs it; no dropout
         torch.manual_seed(0)
@@ -297,7 +296,7 @@ def test_cuda_graphed_training_step_reads_nothing_back_from_the_device(tiny_back
     the device and can run ahead of it, which a step bound by kernel launches needs. And on the
     CPU, with padded time steps, it scores as the eager model."""
     from limssr.config import LoraSettings
-    from limssr.model import LIMSSR
+    from limssr.methods.limssr import LIMSSR
     from limssr.subsets import all_subsets
 
     def make():
@@ -330,8 +329,8 @@ def test_compiled_layers_train_every_subset_without_recompiling(tiny_backbone_fa
     import torch._dynamo
     from torch._dynamo.utils import counters
 
-    from limssr.layers import compile_decoder_layers
-    from limssr.model import LIMSSR
+    from limssr.kernels import compile_decoder_layers
+    from limssr.methods.limssr import LIMSSR
     from limssr.subsets import all_subsets
 
     torch.manual_seed(0)

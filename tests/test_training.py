@@ -5,13 +5,11 @@ import json
 
 import lightning as L
 import pytest
-import torch
+from conftest import tiny_run_config
 
 from limssr import runs
 from limssr.checkpoint import load_training_checkpoint, load_weights
 from limssr.training import lr_factor
-
-from conftest import tiny_run_config
 
 
 def _epoch_losses(run_dir):

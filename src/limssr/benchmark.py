@@ -29,8 +29,13 @@ import json
 import re
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
+from limssr import runs
 from limssr.aggregate import aggregate_seeds, latest_results
 from limssr.config import ConfigSource, RunConfig
+from limssr.data import load_data
+from limssr.methods import method_names
 from limssr.paired import benchmark_paired, paired_csv, paired_markdown, plot_paired
 from limssr.report import atomic_write_text
 
@@ -47,8 +52,6 @@ REGIMES = ("strict", "complete")
 
 def method_overrides(name: str) -> list[str]:
     """`method=...` plus the ablation's keys for a benchmark method name."""
-    from limssr.methods import method_names
-
     if name in ABLATIONS:
         return ["method=limssr"] + ABLATIONS[name]
     k = re.fullmatch(r"limssr-k(\d+)", name)
@@ -84,9 +87,6 @@ def run_benchmark(base: RunConfig | ConfigSource, methods: list[str], regimes: l
                   command: str = "") -> dict:
     """Train and evaluate what is not done yet, then write the comparison of everything under `out`.
     A finished run is reused only when its config and data are the ones requested (else RunError)."""
-    from limssr import runs
-    from limssr.data import load_data
-
     out = Path(out)
     for name in methods:  # refuse bad names and configs before hours of training
         method_overrides(name)
@@ -230,11 +230,6 @@ def _csv(table: dict, subsets: list[str]) -> str:
 
 def plot_comparison(table: dict, subsets: list[str], path: Path) -> Path:
     """One panel per subset (and the average): Spearman per method and regime, with std error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cols = subsets + ["average"]
     rows = table["rows"]
     labels = [f"{r['method']}{'' if r['regime'] == 'strict' else ' (complete)'}" for r in rows]
@@ -242,7 +237,8 @@ def plot_comparison(table: dict, subsets: list[str], path: Path) -> Path:
               else "#d8833b" if r["regime"] == "strict" else "#f2c18f" for r in rows]
     ncol = 4
     nrow = (len(cols) + ncol - 1) // ncol
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 0.28 * len(rows) * nrow + 1.5 * nrow), squeeze=False)
+    fig = Figure(figsize=(4.2 * ncol, 0.28 * len(rows) * nrow + 1.5 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     for ax, c in zip(axes.flat, cols):
         y = range(len(rows))
         ax.barh(list(y), [r[c]["spearman"] for r in rows], xerr=[r[c]["spearman_std"] for r in rows],
@@ -259,5 +255,4 @@ def plot_comparison(table: dict, subsets: list[str], path: Path) -> Path:
                  "ablations, orange: baselines (dark: strict T-Miss, light: complete training data)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch.plugins.io import CheckpointIO
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from safetensors import safe_open
 
 from limssr.atomic import plain_file_mode, temp_sibling
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from limssr.subsets import parse_subset
+
 
 class ConfigError(ValueError):
     """A configuration file, preset or override is invalid; the message names the key."""
@@ -389,7 +391,25 @@ class ConfigSource:
         return config_from_dict(raw_values(self.path, self.preset, [*self.overrides, *extra], base=self.base))
 
 
+def with_data(source: ConfigSource, data: str | Path | None) -> ConfigSource:
+    """`source` reading the data directory `data`: a preset for a released dataset keeps its reader,
+    otherwise the layout is detected (generic, FS1000, Fis-V or RG). The one meaning of `--data`."""
+    if data is None:
+        return source
+    raw = raw_values(source.path, source.preset, list(source.overrides), base=source.base)
+    detect = (raw.get("data") or {}).get("source", "synthetic") == "synthetic"
+    extra = [f"data.path={data}"] + (["data.source=auto"] if detect else [])
+    return dataclasses.replace(source, overrides=(*source.overrides, *extra))
+
+
+# Names other layers define, listed here so that a config is checked without importing them
+# (limssr.methods.registry and limssr.masking check they agree).
+METHODS = ("limssr", "mcmoe", "momke", "gcnet", "actionmae", "zero-fill", "late-fusion")
+MISSINGNESS_PROTOCOLS = ("strict", "per-batch", "per-sample", "rate", "fixed", "natural", "complete")
+
 CHOICES = {
+    "method": METHODS,
+    "train.missing": MISSINGNESS_PROTOCOLS,
     "data.source": ("synthetic", "auto", "generic", "fs1000", "fisv", "rg"),
     "data.test_crop": ("center", "full"),
     "data.train_crop": ("uniform", "reference"),
@@ -415,15 +435,6 @@ def validate(cfg: RunConfig) -> None:
             value = getattr(value, part)
         if value not in allowed:
             raise ConfigError(f"config key '{key}' must be one of {', '.join(allowed)}; got {value!r}")
-    from limssr.masking import PROTOCOLS  # local import: masking imports nothing from here
-    from limssr.methods import method_names
-
-    if cfg.method not in method_names():
-        raise ConfigError(f"config key 'method' must be one of {', '.join(method_names())}; got {cfg.method!r}")
-
-    if cfg.train.missing not in PROTOCOLS:
-        raise ConfigError(f"config key 'train.missing' must be one of {', '.join(PROTOCOLS)}; "
-                          f"got {cfg.train.missing!r}")
     mods = cfg.model.modalities
     if not mods:
         raise ConfigError("config key 'model.modalities' must name at least one modality")
@@ -458,8 +469,6 @@ def validate(cfg: RunConfig) -> None:
     if not 0 <= cfg.train.complete_fraction <= 1:
         raise ConfigError(f"config key 'train.complete_fraction' must be in [0, 1], got {cfg.train.complete_fraction}")
     if cfg.train.missing == "fixed":
-        from limssr.subsets import parse_subset
-
         if not cfg.train.fixed_subset:
             raise ConfigError("train.missing 'fixed' needs train.fixed_subset (e.g. train.fixed_subset=vf)")
         try:

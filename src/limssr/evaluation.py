@@ -8,14 +8,14 @@ complete subset is reported on its own. MSE is in raw score units.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from limssr.data.dataset import AQADataset, hide
+from limssr.data.dataset import AQADataset, Batch, hide
 from limssr.metrics import fisher_z_mean, mse, spearman
+from limssr.precision import autocast_for
 from limssr.subsets import all_subsets, subset_name
 
 
@@ -29,13 +29,6 @@ class Predictions:
     main: list[float] = field(default_factory=list)
     aux: list[float] = field(default_factory=list)
     shown: list[str] = field(default_factory=list)  # modalities the model saw, by initials
-
-
-def autocast_for(device: torch.device, precision: str):
-    """An autocast context for 'bf16-mixed', a no-op context otherwise."""
-    if precision == "bf16-mixed":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @torch.inference_mode()
@@ -71,8 +64,6 @@ def predict(model, loader, subset: tuple[bool, ...] | None, device: torch.device
 
 
 def _select(batch, keep: torch.Tensor):
-    from limssr.data.dataset import Batch
-
     return Batch(features={m: x[keep] for m, x in batch.features.items()}, time_mask=batch.time_mask[keep],
                  available=batch.available[keep], mask=batch.mask[keep], label=batch.label[keep],
                  index=batch.index[keep], names=[n for n, k in zip(batch.names, keep.tolist()) if k])

@@ -1,12 +1,9 @@
-"""LIMSSR losses, as its public code computes them."""
+"""Loss blocks shared by methods: the batch-hard cosine triplet loss over fusion/query tokens."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from limssr.config import LossConfig
-from limssr.model import LimssrOutput
 
 
 def batch_hard_cosine_triplet(embeddings: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
@@ -28,13 +25,3 @@ def batch_hard_cosine_triplet(embeddings: torch.Tensor, margin: float = 1.0) -> 
     hardest_pos = (dist * (same & ~eye)).amax(dim=1)
     hardest_neg = dist.masked_fill(same, float("inf")).amin(dim=1)
     return F.relu(hardest_pos - hardest_neg + margin).mean()
-
-
-def limssr_loss(out: LimssrOutput, target: torch.Tensor, cfg: LossConfig) -> dict[str, torch.Tensor]:
-    """alpha_mse * MSE(final, y) + alpha * triplet(fusion tokens) + alpha_con * MSE(main, aux)."""
-    mse = F.mse_loss(out.score.float(), target.float())
-    triplet = batch_hard_cosine_triplet(out.fusion, cfg.margin)
-    both = out.main is not None and out.aux is not None  # one path alone has nothing to agree with
-    consistency = F.mse_loss(out.main.float(), out.aux.float()) if both else mse.new_zeros(())
-    total = cfg.alpha_mse * mse + cfg.alpha * triplet + cfg.alpha_con * consistency
-    return {"loss": total, "mse": mse, "triplet": triplet, "consistency": consistency}

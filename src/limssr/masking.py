@@ -26,9 +26,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from limssr.config import MISSINGNESS_PROTOCOLS as PROTOCOLS
 from limssr.subsets import all_subsets, incomplete_subsets, parse_subset
-
-PROTOCOLS = ("strict", "per-batch", "per-sample", "rate", "fixed", "natural", "complete")
 
 
 class MaskingProtocol:

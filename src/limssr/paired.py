@@ -22,8 +22,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from limssr.aggregate import latest_eval_dir
+from limssr.atomic import temp_sibling
 from limssr.metrics import FISHER_CLIP
 
 FIELDS = ("spearman_diff", "spearman_lo", "spearman_hi", "mse_diff", "mse_lo", "mse_hi")
@@ -327,10 +329,6 @@ def paired_csv(paired: list[dict]) -> str:
 
 def plot_paired(paired: list[dict], path: Path) -> Path | None:
     """Per subset (and the average), each row's Spearman difference with its interval; a line at 0."""
-    from matplotlib.figure import Figure
-
-    from limssr.atomic import temp_sibling
-
     done = [p for p in paired if "error" not in p]
     if not done:
         return None

@@ -34,6 +34,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from limssr.aggregate import across_score_types, aggregate_seeds, latest_results
+from limssr.runs import RunError
+
 PAPER_LABEL = "PAPER PROTOCOL (best epoch chosen on the test set)"
 PROTOCOLS = {  # directory name -> label; the order tables are written in
     "val": "validation protocol (best epoch chosen on a validation split of the training set)",
@@ -48,8 +51,6 @@ REGIMES = ("strict", "complete")
 
 
 def _error(message: str) -> Exception:
-    from limssr.runs import RunError  # imported only on failure: it loads the training stack
-
     return RunError(message)
 
 
@@ -58,7 +59,6 @@ def run_selection(run_dir: Path) -> str | None:
     path = run_dir / "selection.json"
     if path.is_file():
         return json.loads(path.read_text()).get("selection")
-    from limssr.aggregate import latest_results
 
     label = str((latest_results(run_dir).get("protocol") or {}).get("selection", ""))
     if label.startswith("PAPER PROTOCOL"):
@@ -72,8 +72,6 @@ def run_selection(run_dir: Path) -> str | None:
 
 def collect_preset(preset_dir: Path, protocol: str) -> dict | None:
     """Mean +- std over seeds per (method, regime) of one `limssr benchmark` tree, or None if none finished."""
-    from limssr.aggregate import aggregate_seeds, latest_results
-
     rows, dataset, score_type = {}, None, None
     for regime_dir in sorted(preset_dir.glob("*/*")):
         if not regime_dir.is_dir() or regime_dir.name not in REGIMES:
@@ -131,8 +129,6 @@ def _row_keys(keys, methods: list[str] | None) -> list[tuple[str, str]]:
 
 def build(out: str | Path, methods: list[str] | None = None) -> dict:
     """The tables as one JSON-able document (see the module docstring for what is read)."""
-    from limssr.aggregate import across_score_types
-
     out = Path(out)
     doc = {"source": str(out), "subsets": None, "protocols": {}}
     for protocol, label in PROTOCOLS.items():

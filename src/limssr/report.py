@@ -12,6 +12,7 @@ import math
 import os
 from pathlib import Path
 
+from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
@@ -48,7 +49,10 @@ def _title(results: dict) -> str:
     what = results.get("dataset", "data")
     if results.get("score_type") and results["score_type"] != "score":
         what += f" {results['score_type']}"
-    return (f"LIMSSR on {what} - trained with '{p.get('training_missingness', '?')}' "
+    method = results.get("method", "limssr")
+    name = {"limssr": "LIMSSR", "mcmoe": "MCMoE", "momke": "MoMKE", "gcnet": "GCNet", "actionmae": "ActionMAE"}.get(
+        method, method)
+    return (f"{name} on {what} - trained with '{p.get('training_missingness', '?')}' "
             f"missingness, model: {p.get('selection', '?')}")
 
 
@@ -120,16 +124,12 @@ def write_results(results: dict, preds: dict[str, Predictions], out_dir: Path) -
 
 def plot_results(results: dict, path: Path) -> Path:
     """Spearman and MSE per subset, with the noise ceiling and the train-mean MSE for scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(results["subsets"])
     rho = [results["subsets"][n]["spearman"] for n in names]
     err = [results["subsets"][n]["mse"] for n in names]
     base = [results["baseline_train_mean_mse"][n] for n in names]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.bar(names, rho, color="#3b7dd8")
     if results.get("noise_ceiling") is not None:
         ax1.axhline(results["noise_ceiling"], color="k", ls="--", lw=1, label="noise ceiling")
@@ -137,7 +137,7 @@ def plot_results(results: dict, path: Path) -> Path:
     ax1.set_ylim(min(0.0, min(rho) - 0.05), 1.0)
     ax1.set_ylabel("Spearman")
     ax1.set_title("Rank correlation per subset")
-    ax2.bar(names, err, color="#d8833b", label="LIMSSR")
+    ax2.bar(names, err, color="#d8833b", label="model")
     ax2.plot(names, base, "k_", ms=18, mew=2, label="train mean")
     ax2.set_ylabel("MSE (raw score units)")
     ax2.set_title("Error per subset")
@@ -149,7 +149,6 @@ def plot_results(results: dict, path: Path) -> Path:
         fig.savefig(tmp, dpi=110)
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         Path(tmp).unlink(missing_ok=True)
     return path
 

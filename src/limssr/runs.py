@@ -15,26 +15,36 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
-import torch
 import yaml
 
+from limssr.aggregate import across_score_types, aggregate_seeds, latest_results, score_types_markdown, seeds_markdown
 from limssr.checkpoint import CheckpointError, load_training_checkpoint, load_weights, save_weights
 from limssr.config import RunConfig, config_from_dict
 from limssr.data import DataError, SampleSet, load_data
-from limssr.data.dataset import AQADataset
-from limssr.data.samples import check_sample
-from limssr.evaluation import evaluate_subsets, predict, summarise
+from limssr.data.loaders import make_dataset, make_loader
+from limssr.evaluation import evaluate_subsets, summarise
+from limssr.precision import best_device, resolve_precision
 from limssr.report import atomic_write_text, print_table, write_results
 from limssr.subsets import subset_name
-from limssr.training import (BEST_CHECKPOINT, is_worker_process, LAST_CHECKPOINT, LimssrDataModule, TrainingModule,
-                             TrainingTime, best_validation_score, build_model, make_dataset, make_loader,
-                             make_trainer, resolve_precision, selection_label)
+from limssr.training import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    LimssrDataModule,
+    TrainingModule,
+    TrainingTime,
+    best_validation_score,
+    build_model,
+    is_worker_process,
+    make_trainer,
+    selection_label,
+)
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -55,8 +65,6 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
     warnings.filterwarnings("ignore", message=".*`isinstance\\(treespec, LeafSpec\\)`.*")
-    import logging
-
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("lightning.pytorch.accelerators.cuda").setLevel(logging.WARNING)
 
@@ -157,18 +165,36 @@ def train_and_evaluate(cfg: RunConfig, run_dir: Path, data: SampleSet | None = N
     if state in ("evaluated", "trained", "interrupted"):
         check_same_run(run_dir, resolved, data)
     if state == "evaluated":
-        from limssr.aggregate import latest_results
-
         return latest_results(run_dir)
     if state == "trained":
         return evaluate(run_dir, data=data, show=show)[0]
     if state == "failed":
         run_dir.rename(unique_dir(run_dir.with_name(run_dir.name + ".failed")))
-    if state == "interrupted":
-        run_dir, module, data = train(None, resume=run_dir, progress=progress, data=data)
-    else:
-        run_dir, module, data = train(cfg, out=run_dir, progress=progress, data=data)
-    return evaluate(run_dir, model=module.model.eval(), cfg=read_run_config(run_dir), data=data, show=show)[0]
+    resume = run_dir if state == "interrupted" else None
+    done = train_then_evaluate(None if resume else cfg, out=None if resume else run_dir, resume=resume,
+                               progress=progress, data=data, show=show)
+    if done is None:
+        raise RunError("train_and_evaluate runs in the main process only (this is a worker of a multi-process run)")
+    return done[1]
+
+
+def train_then_evaluate(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Path | None = None,
+                        data: SampleSet | None = None, progress: bool = True, show: bool = True,
+                        evaluate_after: bool = True, announce: bool = False) -> tuple[Path, dict | None] | None:
+    """`train` (or resume), then score the model it leaves on every subset with the run's saved
+    config: (run directory, results), results None without `evaluate_after` (`announce`: print the
+    run directory once trained). None in an extra
+    process of a multi-process run (the main one reports)."""
+    done = train(cfg, out=out, resume=resume, progress=progress, data=data)
+    if done is None:
+        return None
+    run_dir, module, data = done
+    if announce:
+        print(f"run written to {run_dir}")
+    if not evaluate_after:
+        return run_dir, None
+    return run_dir, evaluate(run_dir, model=module.model.eval(), cfg=read_run_config(run_dir), data=data,
+                             show=show)[0]
 
 
 def read_run_config(run_dir: Path) -> RunConfig:
@@ -250,8 +276,6 @@ def train_seeds(cfg: RunConfig, seeds: list[int], out: str | Path | None = None,
                 show: bool = True) -> Path:
     """One run per seed in OUT/seed-N (finished seeds are kept, not redone), each evaluated, then
     OUT/summary.{json,md} with mean +- std over the seeds."""
-    from limssr.aggregate import aggregate_seeds, seeds_markdown
-
     root = Path(out) if out else unique_dir(Path("runs") / f"{cfg.name}-seeds-{time.strftime('%Y%m%d-%H%M%S')}")
     data = load_data(cfg)  # the same data for every seed (its config does not depend on the seed)
     results = [train_and_evaluate(replace(cfg, seed=seed), root / f"seed-{seed}", data, progress, show)
@@ -267,8 +291,6 @@ def train_seeds(cfg: RunConfig, seeds: list[int], out: str | Path | None = None,
 
 def summarize(run_dirs: list[str | Path], out: str | Path | None = None, show: bool = True) -> dict:
     """Spearman per score type (one run or multi-seed directory each) and their Fisher-z average."""
-    from limssr.aggregate import across_score_types, latest_results, score_types_markdown
-
     by_type = {}
     for run_dir in run_dirs:
         res = latest_results(run_dir)
@@ -311,10 +333,6 @@ def load_trained(run_dir: str | Path):
     return cfg, model.to(best_device()).eval()
 
 
-def best_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg: RunConfig | None = None,
              data: SampleSet | None = None, out_dir: Path | None = None, show: bool = True) -> tuple[dict, Path]:
     """Score the run's model on every subset of the test split and write the report files."""
@@ -323,7 +341,8 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
     if model is None:
         cfg, model = load_trained(run_dir)
     if data_path is not None:
-        cfg = replace(cfg, data=replace(cfg.data, source="generic", path=str(data_path)))
+        # the same reader table as training: the layout is detected (generic, FS1000, Fis-V or RG)
+        cfg = replace(cfg, data=replace(cfg.data, source="auto", path=str(data_path)))
     if data is None:
         data = load_data(cfg)
     if data.modalities != model.modalities or data.dims != model.dims:
@@ -340,6 +359,7 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
     train_scores = [s.score for s in data.split("train") if s.score is not None]
     results = summarise(preds, model.modalities, float(sum(train_scores) / len(train_scores)))
     results.update({
+        "method": cfg.method,
         "dataset": data.info.get("source", "data") if data.info.get("source") != "generic" else data.info["path"],
         "modalities": model.modalities,
         "score_range": data.score_range,
@@ -367,38 +387,3 @@ def _selection(run_dir: Path, cfg: RunConfig) -> str:
     if "best_epoch" in info:
         return f"{info['label']}: epoch {info['best_epoch']} of {info['epochs']}"
     return info["label"]
-
-
-def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | None = None, show: bool = True) -> Path:
-    """Score unlabelled samples with any subset of modalities; writes name, score and what was shown."""
-    from limssr.data.generic import read_unlabelled
-
-    quiet_libraries()
-    run_dir = Path(run_dir)
-    cfg, model = load_trained(run_dir)
-    samples = read_unlabelled(inputs, model.modalities)
-    for s in samples:
-        check_sample(s, model.modalities, model.dims, str(inputs))
-    dataset = AQADataset(samples, model.modalities, model.dims, 1.0, cfg.data.clip_num, train=False,
-                         test_crop=cfg.data.test_crop)
-    loader = make_loader(dataset, cfg.eval.batch_size, shuffle=False)
-    device = next(model.parameters()).device
-    precision = resolve_precision(cfg.train.precision, cfg.method)
-    preds = predict(model.prepare_inference(precision), loader, None, device, precision, 1.0)
-    score_range = float(cfg.data.score_range)
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["name", "score", "present", "missing"] + [f"has_{m}" for m in model.modalities])
-    for name, score, shown in zip(preds.names, preds.score, preds.shown):
-        present = [m for m in model.modalities if m[0] in shown]
-        missing = [m for m in model.modalities if m not in present]
-        writer.writerow([name, f"{score * score_range:.4f}", "+".join(present), "+".join(missing) or "-"]
-                        + [int(m in present) for m in model.modalities])
-    out_path = Path(out) if out else unique_dir(run_dir / "predictions" / f"{Path(inputs).stem}.csv")
-    if out and out_path.exists():
-        raise RunError(f"'{out_path}' already exists; choose another --out")
-    atomic_write_text(out_path, buf.getvalue())
-    if show:
-        print(buf.getvalue().rstrip())
-        print(f"predictions written to {out_path}")
-    return out_path

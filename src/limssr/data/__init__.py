@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from limssr.config import RunConfig
+from limssr.data.released import read_dataset
 from limssr.data.samples import DataError, Sample, SampleSet
+from limssr.data.synthetic import generate
 
 
 def load_data(cfg: RunConfig) -> SampleSet:
     """The dataset a run config names: the built-in synthetic generator or a directory in one of the
     released layouts (FS1000, Fis-V, RG) or the generic one."""
     if cfg.data.source == "synthetic":
-        from limssr.data.synthetic import generate
-
         data = generate(cfg.data.synthetic, cfg.model.modalities)
     else:
-        from limssr.data.released import read_dataset
-
         data = read_dataset(cfg.data)
     if cfg.data.score_range is not None:
         data.score_range = float(cfg.data.score_range)

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from limssr.data import labels as L
-from limssr.data.generic import MANIFEST, load_array, read_labels, read_manifest
+from limssr.data.generic import load_array, read_labels, read_manifest
 from limssr.data.released import FS1000_FOLDERS, FS1000_LABELS, PAMFN_SUFFIX, SPECS, detect_layout, feature_table
 from limssr.data.samples import DataError
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from limssr.config import DataConfig
 from limssr.data import labels as L
-from limssr.data.generic import load_array
+from limssr.data.generic import MANIFEST, load_array, read_generic
 from limssr.data.safe_pickle import read_feature_dict
 from limssr.data.samples import DataError, Sample, SampleSet, check_disjoint, check_sample
 
@@ -56,8 +56,6 @@ SPECS = {
 
 def detect_layout(root: Path) -> str:
     """The layout of a data directory: generic, fs1000, fisv or rg."""
-    from limssr.data.generic import MANIFEST
-
     if (root / MANIFEST).is_file():
         return "generic"
     if (root / FS1000_LABELS["train"]).is_file() or (root / FS1000_FOLDERS["video"]).is_dir():
@@ -177,8 +175,6 @@ def read_fs1000(root: str | Path, cfg: DataConfig) -> SampleSet:
 
 def read_dataset(cfg: DataConfig) -> SampleSet:
     """Read the directory `cfg.path` in the layout `cfg.source` ("auto" detects it)."""
-    from limssr.data.generic import read_generic
-
     root = Path(cfg.path)
     if not root.is_dir():
         raise DataError(f"data directory '{root}' does not exist")

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from limssr.checkpoint import CheckpointError
+from limssr.layers import TimeProjection
 from limssr.subsets import all_subsets, incomplete_subsets
 
 
@@ -67,8 +69,6 @@ class Method(nn.Module):
         return ""
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-        from limssr.checkpoint import CheckpointError
-
         expected = self.trainable_state_dict()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))
@@ -155,8 +155,6 @@ def task_and_reconstruction(out: ScoreOutput, target: torch.Tensor, alpha_mse: f
 
 def gdlt_projections(dims: dict[str, int], d: int, dropout: float) -> nn.ModuleDict:
     """One GDLT-style projector per modality: Conv1d(k=1) D -> D/2, BN, ReLU, Conv1d -> d, BN."""
-    from limssr.layers import TimeProjection
-
     return nn.ModuleDict({m: TimeProjection(dim, d, dropout, mid=max(dim // 2, d // 2)) for m, dim in dims.items()})
 
 

@@ -21,9 +21,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from limssr.layers import masked_mean, regressor
-from limssr.methods import register
-from limssr.methods.base import (Method, ScoreOutput, drop_for_training, gdlt_projections,
-                                 project_all, task_and_reconstruction)
+from limssr.methods.base import (
+    Method,
+    ScoreOutput,
+    drop_for_training,
+    gdlt_projections,
+    project_all,
+    task_and_reconstruction,
+)
+from limssr.methods.registry import register
 
 
 class TemporalGraph(nn.Module):

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from limssr.layers import masked_mean, regressor
-from limssr.methods import register
 from limssr.methods.base import Method, ScoreOutput, drop_for_training, gdlt_projections, mse, temporal_encoder
+from limssr.methods.registry import register
 
 
 class LateFusion(Method):

@@ -1,5 +1,7 @@
 """LIMSSR: LLM-driven sequence-to-score regression under incomplete multimodal observations.
 
+One method, one file: the model, its loss beside the forward, and its registry entry.
+
 Read top to bottom: modality projections, the added tokens, the sequence assembly (prompt-guided
 imputation with missing placeholders, PCMI), the LLM, then the two heads of the mask-aware dual-path
 aggregation (MDA): Path 1 over the K fusion tokens (LMRF), Path 2 over the modality spans, and their
@@ -8,16 +10,21 @@ learned mix. The reference is LIMSSR's public code (first commit 8bdbbc0); docs/
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import DynamicCache
 
-from limssr.backbone import Backbone
+from limssr.backbone import Backbone, load_backbone
 from limssr.config import LossConfig, ModelConfig
-from limssr.layers import TimeProjection, has_cuda_graphed_layers, masked_mean, regressor
+from limssr.kernels import has_cuda_graphed_layers
+from limssr.layers import TimeProjection, masked_mean, regressor
+from limssr.losses import batch_hard_cosine_triplet
 from limssr.methods.base import Method
+from limssr.methods.registry import register
 from limssr.sequence import Layout, build_layout, prompt_text
 from limssr.subsets import all_subsets
 
@@ -39,6 +46,16 @@ class LimssrOutput:
     aux: torch.Tensor | None  # (B,) Path 2 head (None without Path 2)
     fusion: torch.Tensor  # (B, K, H) fusion-token states (for the token regulariser)
     fused: torch.Tensor | None  # (B, H) Path 2 fused modality feature
+
+
+def limssr_loss(out: LimssrOutput, target: torch.Tensor, cfg: LossConfig) -> dict[str, torch.Tensor]:
+    """alpha_mse * MSE(final, y) + alpha * triplet(fusion tokens) + alpha_con * MSE(main, aux)."""
+    mse = F.mse_loss(out.score.float(), target.float())
+    triplet = batch_hard_cosine_triplet(out.fusion, cfg.margin)
+    both = out.main is not None and out.aux is not None  # one path alone has nothing to agree with
+    consistency = F.mse_loss(out.main.float(), out.aux.float()) if both else mse.new_zeros(())
+    total = cfg.alpha_mse * mse + cfg.alpha * triplet + cfg.alpha_con * consistency
+    return {"loss": total, "mse": mse, "triplet": triplet, "consistency": consistency}
 
 
 class FusionTokenHead(nn.Module):
@@ -300,8 +317,6 @@ class LIMSSR(Method):
     def _forward_with_prefix(self, features, mask, valid) -> LimssrOutput:
         """The same computation with each distinct prompt run once (per batch in training, once for
         good at inference) and its keys/values shared by the samples that use it."""
-        from transformers import DynamicCache
-
         subset = self._subsets(mask)
         if self.training:
             uniq, inverse = torch.unique(subset, return_inverse=True)
@@ -343,8 +358,6 @@ class LIMSSR(Method):
         return LimssrOutput(score=score, main=main, aux=aux, fusion=fusion, fused=fused)
 
     def loss(self, out: LimssrOutput, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        from limssr.losses import limssr_loss
-
         return limssr_loss(out, target, self.loss_cfg)
 
     # ------------------------------------------------------------------ what a checkpoint holds
@@ -362,8 +375,6 @@ class LIMSSR(Method):
         """The frozen backbone a checkpoint's adapters belong to: its architecture, parameter shapes
         and a sample of its embedding values (so two checkpoints of one architecture differ too),
         rounded to bf16 so that the same backbone stored in fp32 or bf16 gives the same signature."""
-        import hashlib
-
         base = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
         digest = hashlib.sha256(type(base).__name__.encode())
         for name, p in base.named_parameters():
@@ -397,3 +408,16 @@ class LIMSSR(Method):
             self.compute_dtype = torch.bfloat16
         self._prefix_cache = None
         return self.eval()
+
+
+@register("limssr", "LIMSSR: an LLM (LoRA) reads a prompt, modality spans with <missing> placeholders and fusion "
+                    "tokens; two mask-aware heads")
+def build(cfg, backbone=None) -> LIMSSR:
+    """LIMSSR for a RunConfig, around `backbone` or the one `cfg.model.backbone` names."""
+    if backbone is None:
+        names = [cfg.model.prompt_names.get(m, m) for m in cfg.model.modalities]
+        texts = [prompt_text(s, names) for s in all_subsets(len(names))]
+        backbone = load_backbone(cfg.model.backbone, cfg.model.lora, cfg.model.train_embeddings,
+                                 prompt_texts=texts, seed=cfg.seed, trust_remote_code=cfg.model.trust_remote_code,
+                                 attention=cfg.model.attention, init=cfg.model.backbone_init)
+    return LIMSSR(cfg.model, backbone, cfg.model.dims, cfg.loss)

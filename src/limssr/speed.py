@@ -1,4 +1,4 @@
-"""`limssr bench`: how fast limssr trains and scores, against a reference-equivalent configuration.
+"""`limssr speed`: how fast limssr trains and scores, against a reference-equivalent configuration.
 
 Both configurations run the same LIMSSR model, on the same machine, at the same shapes, each in its
 own process (so peak memory is its own):
@@ -34,6 +34,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.console import Console
+from rich.table import Table
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+from transformers.integrations import sdpa_attention
+
+from limssr.config import load_config
+from limssr.data.dataset import AQADataset
+from limssr.data.released import SPECS
+from limssr.data.safe_pickle import read_feature_dict
+from limssr.data.samples import Sample
+from limssr.precision import autocast_for, cpu_has_bf16, resolve_precision
+from limssr.subsets import all_subsets
+from limssr.training import adamw, apply_training_speedups, build_model
 
 # dense bf16 peak of known accelerators, for model FLOPs utilisation (TFLOP/s)
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
@@ -43,8 +57,6 @@ PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.0, 
 
 
 def _config(spec: dict):
-    from limssr.config import load_config
-
     extra = [] if spec["kind"] == "reference" else list(spec.get("fast_set", []))
     cfg = load_config(preset=spec["preset"],
                       overrides=[f"model.backbone={spec['backbone']}", "data.path=/unused", *extra])
@@ -97,10 +109,6 @@ def _peak_memory_gb(device: torch.device) -> float:
 
 def run_one(spec: dict) -> dict:
     """Measure one configuration (called in a fresh process by `compare`)."""
-    from limssr.evaluation import autocast_for
-    from limssr.subsets import all_subsets
-    from limssr.training import adamw, apply_training_speedups, build_model, resolve_precision
-
     torch.manual_seed(0)
     cfg = _config(spec)
     device = torch.device(spec["device"])
@@ -209,8 +217,6 @@ def _sync(device: torch.device) -> None:
 
 def _profile(fn, device: torch.device, path: Path, steps: int = 3, what: str = "training steps") -> None:
     """torch.profiler over `steps` calls of `fn`: operator tables by host time and by device time."""
-    from torch.profiler import ProfilerActivity, profile
-
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(steps):
@@ -227,9 +233,6 @@ def _profile(fn, device: torch.device, path: Path, steps: int = 3, what: str = "
 def _count_flops(fn) -> float:
     """FLOPs of one call of `fn`. Some torch versions' counter rejects grouped-query SDPA, so keys and
     values are repeated while counting (the same FLOPs are counted)."""
-    from torch.utils.flop_counter import FlopCounterMode
-    from transformers.integrations import sdpa_attention
-
     counter = FlopCounterMode(display=False)
     grouped = sdpa_attention.use_gqa_in_sdpa
     sdpa_attention.use_gqa_in_sdpa = lambda *args, **kwargs: False
@@ -247,10 +250,6 @@ def _count_flops(fn) -> float:
 def loader_benchmark(n_videos: int, samples: int = 3, seed: int = 0) -> dict:
     """Per-sample cost of re-reading the three pickled dict files (the reference's Fis-V/RG loader)
     against limssr's dataset after its one read."""
-    from limssr.data.dataset import AQADataset
-    from limssr.data.safe_pickle import read_feature_dict
-    from limssr.data.samples import Sample
-
     rng = np.random.default_rng(seed)
     dims = {"video": 1024, "audio": 768, "flow": 1024}
     names = [str(i + 1) for i in range(n_videos)]
@@ -292,9 +291,6 @@ def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | 
             profile: str | None = None) -> dict:
     """Run each configuration in its own process (`rounds` times, alternating) and the loader
     benchmark; returns the report."""
-    from limssr.config import load_config
-    from limssr.data.released import SPECS
-
     cfg = load_config(preset=preset, overrides=["data.path=/unused"])
     source = cfg.data.source
     dims = ({"video": 768, "audio": 768, "flow": 1024} if source in ("fs1000", "synthetic")
@@ -307,7 +303,7 @@ def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | 
     rounds_out: dict[str, list[dict]] = {k: [] for k in kinds}
     for _ in range(rounds):  # alternate the configurations, so a drifting machine speed biases neither
         for kind in kinds:
-            proc = subprocess.run([sys.executable, "-m", "limssr.bench", json.dumps({**spec, "kind": kind})],
+            proc = subprocess.run([sys.executable, "-m", "limssr.speed", json.dumps({**spec, "kind": kind})],
                                   capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
             if proc.returncode != 0:
                 raise RuntimeError(f"bench of the {kind} configuration failed:\n{proc.stderr[-3000:]}")
@@ -358,7 +354,6 @@ def _machine(device: str) -> dict:
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     else:
-        from limssr.training import cpu_has_bf16
 
         info["cpu_bf16"] = cpu_has_bf16()
         info["cpus"] = os.cpu_count()
@@ -366,11 +361,8 @@ def _machine(device: str) -> dict:
 
 
 def print_report(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     spec, cfgs = report["spec"], report["configs"]
-    table = Table(title=f"limssr bench: backbone {spec['backbone']}, batch {spec['batch']}, T={spec['clips']}, "
+    table = Table(title=f"limssr speed: backbone {spec['backbone']}, batch {spec['batch']}, T={spec['clips']}, "
                         f"{report['machine']['device']}")
     table.add_column("")
     for kind in cfgs:

@@ -1,0 +1,97 @@
+"""A trained run, ready to score new performances from arrays: what `limssr.load` returns and what
+`limssr predict` uses.
+
+    scorer = limssr.load("runs/demo")
+    scorer.predict({"video": video_feats, "audio": audio_feats})   # -> array([87.3]); flow missing
+    scorer.predict([{"video": v1}, {"video": v2, "flow": f2}])     # one score per performance
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from limssr.atomic import atomic_write_text
+from limssr.config import RunConfig
+from limssr.data.dataset import AQADataset
+from limssr.data.generic import read_unlabelled
+from limssr.data.loaders import make_loader
+from limssr.data.samples import DataError, Sample, check_sample
+from limssr.evaluation import Predictions, predict
+from limssr.precision import resolve_precision
+from limssr.runs import RunError, load_trained, quiet_libraries, unique_dir
+
+
+class Scorer:
+    """A trained model in inference mode (adapters merged, prompt prefixes cached). Scores come in
+    raw score units (the normalised output times the run's score range)."""
+
+    def __init__(self, cfg: RunConfig, model, source: str = "model"):
+        self.cfg = cfg
+        self.source = source
+        self.precision = resolve_precision(cfg.train.precision, cfg.method)
+        self.model = model.prepare_inference(self.precision)
+        self.modalities = list(model.modalities)
+        self.dims = dict(model.dims)
+        self.score_range = float(cfg.data.score_range)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> "Scorer":
+        cfg, model = load_trained(run_dir)
+        return cls(cfg, model, source=str(run_dir))
+
+    def predict_samples(self, samples: list[Sample], where: str = "input") -> Predictions:
+        """Predictions (raw units) for `samples`, each scored with the modalities it has."""
+        for s in samples:
+            check_sample(s, self.modalities, self.dims, where)
+        dataset = AQADataset(samples, self.modalities, self.dims, 1.0, self.cfg.data.clip_num, train=False,
+                             test_crop=self.cfg.data.test_crop)
+        loader = make_loader(dataset, self.cfg.eval.batch_size, shuffle=False)
+        device = next(self.model.parameters()).device
+        preds = predict(self.model, loader, None, device, self.precision, 1.0)
+        for key in ("score", "main", "aux"):  # to raw units in Python floats, as the CSV always had
+            setattr(preds, key, [x * self.score_range for x in getattr(preds, key)])
+        return preds
+
+    def predict(self, features: dict[str, np.ndarray] | list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Scores for one performance (a dict modality -> (T, D) array) or a list of them; a modality
+        left out is missing for that performance. Returns a float array, one score each."""
+        many = isinstance(features, (list, tuple))
+        items = list(features) if many else [features]
+        samples = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise DataError(f"performance {i}: expected a dict modality -> (T, D) array, got "
+                                f"{type(item).__name__}")
+            samples.append(Sample(name=str(i), features={m: np.asarray(a, dtype=np.float32) for m, a in item.items()}))
+        preds = self.predict_samples(samples, where="predict()")
+        order = {name: j for j, name in enumerate(preds.names)}
+        return np.array([preds.score[order[str(i)]] for i in range(len(items))], dtype=float)
+
+
+def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | None = None, show: bool = True) -> Path:
+    """Score unlabelled samples with any subset of modalities; writes name, score and what was shown."""
+    quiet_libraries()
+    run_dir = Path(run_dir)
+    scorer = Scorer.from_run(run_dir)
+    preds = scorer.predict_samples(read_unlabelled(inputs, scorer.modalities), where=str(inputs))
+    mods = scorer.modalities
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["name", "score", "present", "missing"] + [f"has_{m}" for m in mods])
+    for name, score, shown in zip(preds.names, preds.score, preds.shown):
+        present = [m for m in mods if m[0] in shown]
+        missing = [m for m in mods if m not in present]
+        writer.writerow([name, f"{score:.4f}", "+".join(present), "+".join(missing) or "-"]
+                        + [int(m in present) for m in mods])
+    out_path = Path(out) if out else unique_dir(run_dir / "predictions" / f"{Path(inputs).stem}.csv")
+    if out and out_path.exists():
+        raise RunError(f"'{out_path}' already exists; choose another --out")
+    atomic_write_text(out_path, buf.getvalue())
+    if show:
+        print(buf.getvalue().rstrip())
+        print(f"predictions written to {out_path}")
+    return out_path

@@ -1,0 +1,72 @@
+"""The Lightning trainer a run config asks for: devices, strategy, logger, callbacks."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies import DDPStrategy
+
+from limssr.checkpoint import SafetensorsCheckpointIO
+from limssr.config import RunConfig
+from limssr.precision import resolve_precision
+from limssr.training.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT, SELECTION_METRIC, BestCheckpoint, LastCheckpoint
+from limssr.training.datamodule import MaskLogWriter
+
+
+def is_worker_process() -> bool:
+    """True in the extra processes a multi-process (DDP) run launches: they train but write nothing."""
+    return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def csv_logger(run_dir: Path) -> CSVLogger:
+    """CSV logs in run_dir/logs/metrics.csv; rows of an earlier attempt are kept when a run resumes
+    (Lightning's writer would delete the file)."""
+    logger = CSVLogger(str(run_dir), name="logs", version="")
+    if is_worker_process():
+        return logger
+    path = Path(logger.log_dir) / "metrics.csv"
+    earlier = path.read_bytes() if path.is_file() else None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        writer = logger.experiment  # creates the writer, which removes an existing file
+    if earlier:
+        path.write_bytes(earlier)
+        header = earlier.decode("utf-8").splitlines()[0].split(",")
+        writer.metrics_keys = sorted(header)  # later rows extend this header instead of replacing it
+    return logger
+
+
+def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True,
+                 extra_callbacks: list | None = None) -> L.Trainer:
+    t = cfg.train
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    # last: one file, replaced (atomically) at the end of every epoch; best: by validation Spearman
+    callbacks = [LastCheckpoint(dirpath=run_dir / "checkpoints", filename=LAST_CHECKPOINT.split(".")[0],
+                                monitor=None, save_top_k=1, every_n_epochs=1, enable_version_counter=False),
+                 MaskLogWriter(run_dir / "train_masks.csv"), *(extra_callbacks or [])]
+    if t.selection != "last":
+        # before `last`, so that the state saved into last.safetensors already holds this epoch's best
+        callbacks.insert(0, BestCheckpoint(dirpath=run_dir / "checkpoints", filename=BEST_CHECKPOINT.split(".")[0],
+                                           monitor=SELECTION_METRIC, mode="max", save_top_k=1,
+                                           enable_version_counter=False))
+    if enable_progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    strategy = t.strategy
+    if strategy in ("ddp", "ddp_spawn"):
+        # a batch need not show every modality, so some projections get no gradient in a process
+        strategy = DDPStrategy(find_unused_parameters=True, start_method="spawn" if t.strategy == "ddp_spawn" else "popen")
+    return L.Trainer(
+        max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
+        strategy=strategy,
+        precision=resolve_precision(t.precision, cfg.method), gradient_clip_val=t.grad_clip,
+        logger=csv_logger(run_dir), callbacks=callbacks,
+        plugins=[SafetensorsCheckpointIO()], deterministic=t.deterministic,
+        log_every_n_steps=t.log_every_n_steps, enable_progress_bar=enable_progress_bar,
+        enable_model_summary=False, default_root_dir=str(run_dir), num_sanity_val_steps=0,
+        limit_val_batches=0 if t.selection == "last" else None,
+    )
