@@ -16,14 +16,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import DynamicCache
 
 from limssr.backbone import Backbone, load_backbone
 from limssr.config import LossConfig, ModelConfig
-from limssr.kernels import has_cuda_graphed_layers
 from limssr.layers import TimeProjection, masked_mean, regressor
 from limssr.losses import batch_hard_cosine_triplet
 from limssr.methods.base import Method
+from limssr.methods.limssr_speed import SpeedPaths, prepare_inference, store_frozen_weights
 from limssr.methods.registry import register
 from limssr.sequence import Layout, build_layout, prompt_text
 from limssr.subsets import all_subsets
@@ -158,6 +157,10 @@ class LIMSSR(Method):
             init = torch.tensor(cfg.mix_init)
             self.mix = nn.Parameter(init if cfg.final_mix == "linear" else torch.logit(init))
 
+        self.compute_dtype = torch.float32  # the backbone's residual stream (bf16 once its weights are)
+        self.inference_only = False  # True once the LoRA adapters are merged for scoring
+        self.speed = SpeedPaths()  # None: the reference computation alone (same scores, slower)
+
     # ------------------------------------------------------------------ sequence assembly (PCMI)
 
     def _token(self, group: int, j: int) -> torch.Tensor:
@@ -229,111 +232,26 @@ class LIMSSR(Method):
         return embeds, attend, positions, layout
 
     def longest_sequence(self, steps: int) -> int:
-        """The length of the longest sequence any mask gives at `steps` time steps. CUDA-graphed layers
-        pad every training batch to it: one input shape, so one graph, instead of a new graph
-        recorded for each batch's length."""
+        """The length of the longest sequence any mask gives at `steps` time steps (the fixed length
+        CUDA-graphed training pads every batch to: one input shape, so one graph)."""
         k = self.cfg.num_fusion_tokens if self.cfg.lmrf else 0
         return self.longest_prompt + len(self.modalities) * (steps + 2) + k
-
-    # ------------------------------------------------------------------ the prompt prefix, computed once
-
-    def _prefix(self, subsets: torch.Tensor):
-        """Keys and values of the prompts of `subsets` (U,), right-padded to the longest: a list of
-        (keys, values) per layer, each (U, kv_heads, Pmax, head_dim), and the prompt lengths (U,)."""
-        plen = self.prompt_len[subsets]
-        pmax = int(plen.max())
-        embeds = self.backbone.get_input_embeddings()(self.prompt_ids[subsets, :pmax]).to(self._input_dtype())
-        attend = torch.arange(pmax, device=plen.device)[None, :] < plen[:, None]
-        out = self.backbone(inputs_embeds=embeds, attention_mask=None if bool(attend.all()) else attend.long(),
-                            use_cache=True)
-        return [(layer.keys, layer.values) for layer in out.cache.layers], plen
-
-    def _cached_prefix(self):
-        """All subsets' prompt keys/values, computed once per weights and precision (inference only)."""
-        key = (torch.is_autocast_enabled(self.prompt_ids.device.type),
-               torch.get_autocast_dtype(self.prompt_ids.device.type), self.prompt_ids.device)
-        if getattr(self, "_prefix_cache", None) is None or self._prefix_cache[0] != key:
-            with torch.no_grad():
-                self._prefix_cache = (key, self._prefix(torch.arange(len(self.prompt_len), device=self.prompt_ids.device)))
-        return self._prefix_cache[1]
-
-    def _input_dtype(self) -> torch.dtype:
-        """fp32 embeddings (an fp32 residual stream under autocast), unless the backbone is stored in
-        bf16 (store_frozen_weights for training, prepare_inference for scoring): then bf16 throughout."""
-        return getattr(self, "compute_dtype", None) or torch.float32
-
-    def train(self, mode: bool = True):
-        self._prefix_cache = None  # weights may change: computed prefixes are stale
-        return super().train(mode)
-
-    def _shares_prefix(self, fixed_length: bool) -> bool:
-        if self.training and (self.prompt_ids.device.type != "cpu" or fixed_length):
-            # off the CPU a step at these sizes is bound by kernel launches, not FLOPs: the separate prefix
-            # pass costs more than it saves (H200, Qwen3-0.6B shapes: 0.343 s vs 0.236 s per step); and
-            # CUDA-graphed layers train on one fixed-length sequence
-            return False
-        return (self.cfg.share_prompt and self.cfg.pcmi and self.cfg.lmrf
-                and not getattr(self.backbone, "is_gradient_checkpointing", False))
 
     # ------------------------------------------------------------------ forward
 
     def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor, time_mask: torch.Tensor) -> LimssrOutput:
         """features: modality -> (B, T, D); mask (B, M) shown modalities; time_mask (B, T) real steps."""
         valid = time_mask if self.cfg.mask_padding else torch.ones_like(time_mask)
-        graphed = has_cuda_graphed_layers(self.backbone)
-        if graphed and not self.training:
-            with torch.compiler.set_stance("force_eager"):  # compiled for training only
-                return self._forward(features, mask, valid, fixed_length=False)
-        return self._forward(features, mask, valid, fixed_length=graphed)
+        if self.speed is not None:  # the same computation, faster (methods/limssr_speed.py)
+            return self.speed.forward(self, features, mask, valid)
+        return self.reference_forward(features, mask, valid)
 
-    def _forward(self, features, mask, valid, fixed_length: bool) -> LimssrOutput:
-        """`fixed_length`: training through CUDA-graphed layers."""
-        if self._shares_prefix(fixed_length):
-            return self._forward_with_prefix(features, mask, valid)
-        if fixed_length:
-            # one shape and one mask kind for every batch (so one graph per layer), nothing read back
-            embeds, attend, positions, layout = self.assemble(features, mask, valid,
-                                                              self.longest_sequence(valid.shape[1]))
-            attention_mask = self._full_attention_mask(attend)
-        else:
-            embeds, attend, positions, layout = self.assemble(features, mask, valid)
-            attention_mask = None if bool(attend.all()) else attend.long()
-        hidden = self.backbone(inputs_embeds=embeds.to(self._input_dtype()), attention_mask=attention_mask,
-                               position_ids=positions).last_hidden_state.float()
-        return self.heads(hidden, layout, mask, valid, attend)
-
-    def _full_attention_mask(self, attend: torch.Tensor) -> torch.Tensor:
-        """(B, 1, L, L) boolean mask, causal and over `attend`'s positions, given to the backbone as it
-        is (Hugging Face builds its own from a (B, L) mask, reading the device to decide whether it
-        can skip it). Backbones with sliding-window layers get the (B, L) mask."""
-        config = self.backbone.config
-        if getattr(config, "sliding_window", None) or any(
-                t != "full_attention" for t in (getattr(config, "layer_types", None) or ())):
-            return attend.long()
-        length = attend.shape[1]
-        causal = torch.ones(length, length, dtype=torch.bool, device=attend.device).tril()
-        return causal[None, None] & attend[:, None, None, :]
-
-    def _forward_with_prefix(self, features, mask, valid) -> LimssrOutput:
-        """The same computation with each distinct prompt run once (per batch in training, once for
-        good at inference) and its keys/values shared by the samples that use it."""
-        subset = self._subsets(mask)
-        if self.training:
-            uniq, inverse = torch.unique(subset, return_inverse=True)
-            kv, plen_u = self._prefix(uniq)
-        else:
-            (kv, plen_u), inverse = self._cached_prefix(), subset
-        plen = plen_u[inverse]
-        pmax = kv[0][0].shape[2]
-        body, body_attend, layout = self._body(features, mask, valid)
-        cache = DynamicCache(ddp_cache_data=[(k[inverse], v[inverse]) for k, v in kv])
-        prefix_attend = torch.arange(pmax, device=mask.device)[None, :] < plen[:, None]
-        attend = torch.cat([prefix_attend, body_attend], dim=1)
-        positions = plen[:, None] + body_attend.long().cumsum(dim=1) - 1
-        hidden = self.backbone(inputs_embeds=body.to(self._input_dtype()), cache=cache, use_cache=True,
-                               position_ids=positions,
+    def reference_forward(self, features, mask, valid) -> LimssrOutput:
+        """The method as described: assemble the sequence, run the LLM over it, score with the heads."""
+        embeds, attend, positions, layout = self.assemble(features, mask, valid)
+        hidden = self.backbone(inputs_embeds=embeds.to(self.compute_dtype), position_ids=positions,
                                attention_mask=None if bool(attend.all()) else attend.long()).last_hidden_state.float()
-        return self.heads(hidden, layout, mask, valid, body_attend)
+        return self.heads(hidden, layout, mask, valid, attend)
 
     def heads(self, hidden: torch.Tensor, layout: Layout, mask: torch.Tensor, valid: torch.Tensor,
               attend: torch.Tensor) -> LimssrOutput:
@@ -365,7 +283,7 @@ class LIMSSR(Method):
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Everything but the frozen backbone weights: LoRA, added tokens, projections, heads, and
         the BatchNorm running statistics (the whole embedding too when it trains)."""
-        if getattr(self, "inference_only", False):
+        if self.inference_only:
             raise RuntimeError("this model's LoRA weights were merged for inference; it has no separate "
                                "trainable weights any more (save before prepare_inference)")
         frozen = {f"backbone.{n}" for n, p in self.backbone.named_parameters() if not p.requires_grad}
@@ -384,31 +302,18 @@ class LIMSSR(Method):
         digest.update(emb[:8, :32].to(torch.bfloat16).float().cpu().numpy().tobytes())
         return f"{type(base).__name__}-{digest.hexdigest()[:16]}"
 
-    # ------------------------------------------------------------------ speed
+    # ------------------------------------------------------------------ speed (methods/limssr_speed.py)
+
+    def train(self, mode: bool = True):
+        if self.speed is not None:
+            self.speed.reset()  # weights may change: computed prompt prefixes are stale
+        return super().train(mode)
 
     def store_frozen_weights(self, dtype: torch.dtype) -> None:
-        """bf16 training: the frozen backbone weights are stored in bf16 and the backbone's residual
-        stream runs in bf16 too (its norms compute in fp32 inside); trainable weights stay fp32."""
-        for p in self.backbone.parameters():
-            if not p.requires_grad:
-                p.data = p.data.to(dtype)
-        self.compute_dtype = dtype
-        for module in self.backbone.modules():  # peft would cast each LoRA input up to fp32 and back
-            if hasattr(module, "cast_input_dtype_enabled"):
-                module.cast_input_dtype_enabled = False
+        store_frozen_weights(self, dtype)
 
     def prepare_inference(self, precision: str) -> "LIMSSR":
-        """Merge the LoRA adapters into the backbone weights (no adapter work per token), store the
-        backbone in bf16 when scoring runs in bf16, and score with the cached prompt prefixes."""
-        if hasattr(self.backbone, "merge_and_unload"):
-            self.backbone = self.backbone.merge_and_unload()
-            self.inference_only = True
-        if precision == "bf16-mixed":
-            self.backbone.to(torch.bfloat16)
-            self.compute_dtype = torch.bfloat16
-        self._prefix_cache = None
-        return self.eval()
-
+        return prepare_inference(self, precision)
 
 @register("limssr", "LIMSSR: an LLM (LoRA) reads a prompt, modality spans with <missing> placeholders and fusion "
                     "tokens; two mask-aware heads")
