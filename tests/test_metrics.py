@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from limssr.evaluation import Predictions, summarise
+from limssr.evaluation import Predictions, subset_results
 from limssr.metrics import fisher_z_mean, mse, spearman
 
 
@@ -37,7 +37,7 @@ def test_summary_average_excludes_the_complete_subset():
                            score=[x + shift * (i % 3) for i, x in enumerate(labels)])
 
     all_preds = {"vaf": preds(0.0), "va": preds(1.0), "v": preds(3.0)}
-    res = summarise(all_preds, ["video", "audio", "flow"], train_mean=4.5)
+    res = subset_results(all_preds, ["video", "audio", "flow"], train_mean=4.5)
     assert res["complete_subset"] == "vaf" and res["average_over"] == ["va", "v"]
     assert res["average"]["mse"] == pytest.approx((res["subsets"]["va"]["mse"] + res["subsets"]["v"]["mse"]) / 2)
     assert res["average"]["spearman"] == pytest.approx(

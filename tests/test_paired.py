@@ -1,7 +1,7 @@
 """Paired bootstrap of one set of runs against another on the same test samples (limssr.paired).
 
 Fake runs: eval/results.json and eval/predictions.csv written by report.write_results from
-evaluation.summarise, exactly as `limssr evaluate` writes them (the results plot is skipped).
+evaluation.subset_results, exactly as `limssr evaluate` writes them (the results plot is skipped).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from limssr import report
-from limssr.evaluation import Predictions, summarise
+from limssr.evaluation import Predictions, subset_results
 from limssr.metrics import fisher_z_mean, mse, spearman
 from limssr.paired import _boot_stats, _counts, _fisher_z_rows, paired_differences, paired_from_dirs
 from limssr.subsets import all_subsets, subset_name
@@ -37,9 +37,8 @@ def write_run(run_dir, seed: int, label, scores: dict, modalities=MODS3, names=N
     for subset in all_subsets(len(modalities)):
         key = subset_name(subset, modalities)
         preds[key] = Predictions(names=list(names), label=[float(x) for x in label],
-                                 score=[float(x) for x in scores[key]], main=[float(x) for x in scores[key]],
-                                 aux=[float(x) for x in scores[key]], shown=[key] * len(names))
-    results = summarise(preds, modalities, float(np.mean(label)))
+                                 score=[float(x) for x in scores[key]], shown=[key] * len(names))
+    results = subset_results(preds, modalities, float(np.mean(label)))
     results.update({"dataset": "fake", "modalities": modalities, "seed": seed,
                     "protocol": {"training_missingness": "strict", "selection": "last"}})
     report.write_results(results, preds, run_dir / "eval")

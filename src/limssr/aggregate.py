@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from limssr.evaluation import Results
 from limssr.metrics import fisher_z_mean
 
 
-def aggregate_seeds(results: list[dict]) -> dict:
+def aggregate_seeds(results: list[Results]) -> dict:
     """Mean and (sample) std over runs that differ only in their seed."""
     if not results:
         raise ValueError("no results to aggregate")
@@ -63,7 +64,7 @@ def latest_eval_dir(run_dir: str | Path) -> Path:
     return evals[-1].parent
 
 
-def latest_results(run_dir: str | Path) -> dict:
+def latest_results(run_dir: str | Path) -> Results:
     """A run's newest evaluation (eval, eval-2, ...) or a multi-seed directory's summary.json."""
     run_dir = Path(run_dir)
     if (run_dir / "summary.json").is_file():

@@ -9,6 +9,7 @@ complete subset is reported on its own. MSE is in raw score units.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -19,6 +20,40 @@ from limssr.precision import autocast_for
 from limssr.subsets import all_subsets, subset_name
 
 
+class SubsetMetrics(TypedDict):
+    spearman: float
+    mse: float  # raw score units
+    n: int
+
+
+class Protocol(TypedDict, total=False):
+    training_missingness: str  # train.missing
+    selection: str  # how the scored model was chosen (a label; selection.json has the details)
+    test_crop: str
+    clip_num: int
+
+
+class Results(TypedDict, total=False):
+    """One evaluation, as results.json holds it (`limssr evaluate`, `limssr.evaluate`)."""
+
+    method: str  # registry name of the method scored
+    subsets: dict[str, SubsetMetrics]  # by modality initials, e.g. "vaf", "va", ..., "f"
+    average: SubsetMetrics  # Fisher-z mean of Spearman, mean MSE, over `average_over`
+    complete_subset: str
+    average_over: list[str]  # the incomplete subsets
+    baseline_train_mean_mse: dict[str, float]  # MSE of always predicting the training mean
+    train_mean: float
+    dataset: str
+    modalities: list[str]
+    score_range: float
+    score_type: str | None
+    noise_ceiling: float | None  # synthetic data: Spearman of the noise-free score with the label
+    protocol: Protocol
+    backbone: str
+    seed: int
+    eval_seconds: float
+
+
 @dataclass
 class Predictions:
     """Per-sample predictions of one subset, in raw score units."""
@@ -26,8 +61,7 @@ class Predictions:
     names: list[str] = field(default_factory=list)
     label: list[float] = field(default_factory=list)
     score: list[float] = field(default_factory=list)
-    main: list[float] = field(default_factory=list)
-    aux: list[float] = field(default_factory=list)
+    heads: dict[str, list[float]] = field(default_factory=dict)  # the method's own heads (Method.head_scores)
     shown: list[str] = field(default_factory=list)  # modalities the model saw, by initials
 
 
@@ -55,10 +89,8 @@ def predict(model, loader, subset: tuple[bool, ...] | None, device: torch.device
         out.names += batch.names
         out.label += (batch.label.cpu().numpy() * score_range).tolist()
         out.score += score.tolist()
-        for key in ("main", "aux"):  # LIMSSR's two heads; other methods have only the score
-            part = getattr(res, key, None)
-            getattr(out, key).extend(((part if part is not None else res.score).float().cpu().numpy()
-                                      * score_range).tolist())
+        for name, part in model.head_scores(res).items():
+            out.heads.setdefault(name, []).extend((part.float().cpu().numpy() * score_range).tolist())
         out.shown += [subset_name(row.tolist(), model.modalities) for row in batch.mask.cpu()]
     return out
 
@@ -81,7 +113,7 @@ def evaluate_subsets(model, dataset: AQADataset, loader, device: torch.device,
     return results
 
 
-def summarise(preds: dict[str, Predictions], modalities: list[str], train_mean: float) -> dict:
+def subset_results(preds: dict[str, Predictions], modalities: list[str], train_mean: float) -> Results:
     """Per-subset Spearman / MSE / n, the average over incomplete subsets, and the train-mean baseline."""
     complete = subset_name([True] * len(modalities), modalities)
     subsets, baseline = {}, {}

@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from limssr.atomic import atomic_write_text, temp_sibling
-from limssr.evaluation import Predictions
+from limssr.evaluation import Predictions, Results
 
 
-def _rows(results: dict) -> list[dict]:
+def _rows(results: Results) -> list[dict]:
     """Table rows: the complete subset, each incomplete one, then the average over the incomplete."""
     ceiling = results.get("noise_ceiling")
     rows = []
@@ -44,7 +44,7 @@ def _fmt(x, digits: int) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _title(results: dict) -> str:
+def _title(results: Results) -> str:
     p = results.get("protocol", {})
     what = results.get("dataset", "data")
     if results.get("score_type") and results["score_type"] != "score":
@@ -56,7 +56,7 @@ def _title(results: dict) -> str:
             f"missingness, model: {p.get('selection', '?')}")
 
 
-def markdown(results: dict) -> str:
+def markdown(results: Results) -> str:
     lines = [f"### {_title(results)}", "",
              "| Subset | Spearman | MSE | MSE of train mean | n |", "|---|---:|---:|---:|---:|"]
     for r in _rows(results):
@@ -67,7 +67,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _footer(results: dict) -> str:
+def _footer(results: Results) -> str:
     parts = ["Average: Fisher-z mean of Spearman and mean MSE over the incomplete subsets; "
              "MSE in raw score units."]
     if results.get("noise_ceiling") is not None:
@@ -76,7 +76,7 @@ def _footer(results: dict) -> str:
     return " ".join(parts)
 
 
-def print_table(results: dict, console: Console | None = None) -> None:
+def print_table(results: Results, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=_title(results), caption=_footer(results))
     for col, justify in [("Subset", "left"), ("Spearman", "right"), ("MSE", "right"),
@@ -88,7 +88,7 @@ def print_table(results: dict, console: Console | None = None) -> None:
     console.print(table)
 
 
-def write_results(results: dict, preds: dict[str, Predictions], out_dir: Path) -> list[Path]:
+def write_results(results: Results, preds: dict[str, Predictions], out_dir: Path) -> list[Path]:
     """results.json, results.md, results.csv, predictions.csv and results.png in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -110,11 +110,12 @@ def write_results(results: dict, preds: dict[str, Predictions], out_dir: Path) -
 
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["subset", "name", "shown", "label", "score", "main", "aux"])
+    heads = list(next(iter(preds.values())).heads) if preds else []
+    writer.writerow(["subset", "name", "shown", "label", "score"] + heads)
     for subset, p in preds.items():
         for i in range(len(p.names)):
-            writer.writerow([subset, p.names[i], p.shown[i], f"{p.label[i]:.6g}", f"{p.score[i]:.6g}",
-                             f"{p.main[i]:.6g}", f"{p.aux[i]:.6g}"])
+            writer.writerow([subset, p.names[i], p.shown[i], f"{p.label[i]:.6g}", f"{p.score[i]:.6g}"]
+                            + [f"{p.heads[h][i]:.6g}" for h in heads])
     path = out_dir / "predictions.csv"
     atomic_write_text(path, buf.getvalue())
     written.append(path)
@@ -122,7 +123,7 @@ def write_results(results: dict, preds: dict[str, Predictions], out_dir: Path) -
     return written
 
 
-def plot_results(results: dict, path: Path) -> Path:
+def plot_results(results: Results, path: Path) -> Path:
     """Spearman and MSE per subset, with the noise ceiling and the train-mean MSE for scale."""
     names = list(results["subsets"])
     rho = [results["subsets"][n]["spearman"] for n in names]

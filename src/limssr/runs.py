@@ -29,7 +29,7 @@ from limssr.checkpoint import CheckpointError, load_training_checkpoint, load_we
 from limssr.config import RunConfig, config_from_dict
 from limssr.data import DataError, SampleSet, load_data
 from limssr.data.loaders import make_dataset, make_loader
-from limssr.evaluation import evaluate_subsets, summarise
+from limssr.evaluation import Results, evaluate_subsets, subset_results
 from limssr.precision import best_device, resolve_precision
 from limssr.report import atomic_write_text, print_table, write_results
 from limssr.subsets import subset_name
@@ -155,7 +155,7 @@ def run_state(run_dir: Path) -> str:
 
 
 def train_and_evaluate(cfg: RunConfig, run_dir: Path, data: SampleSet | None = None, progress: bool = True,
-                       show: bool = True) -> dict:
+                       show: bool = True) -> Results:
     """The results of `cfg` in `run_dir`, doing only what is not done yet: a finished run of the same
     config and data is reused, an interrupted one resumed, a failed start moved aside (`*.failed`);
     a run of another config or data is refused (RunError naming the differences)."""
@@ -334,7 +334,7 @@ def load_trained(run_dir: str | Path):
 
 
 def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg: RunConfig | None = None,
-             data: SampleSet | None = None, out_dir: Path | None = None, show: bool = True) -> tuple[dict, Path]:
+             data: SampleSet | None = None, out_dir: Path | None = None, show: bool = True) -> tuple[Results, Path]:
     """Score the run's model on every subset of the test split and write the report files."""
     quiet_libraries()
     run_dir = Path(run_dir)
@@ -357,7 +357,7 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
                              progress=(lambda n: print(f"  evaluated subset {{{','.join(n)}}}", flush=True))
                              if show else None)
     train_scores = [s.score for s in data.split("train") if s.score is not None]
-    results = summarise(preds, model.modalities, float(sum(train_scores) / len(train_scores)))
+    results = subset_results(preds, model.modalities, float(sum(train_scores) / len(train_scores)))
     results.update({
         "method": cfg.method,
         "dataset": data.info.get("source", "data") if data.info.get("source") != "generic" else data.info["path"],

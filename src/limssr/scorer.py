@@ -52,8 +52,9 @@ class Scorer:
         loader = make_loader(dataset, self.cfg.eval.batch_size, shuffle=False)
         device = next(self.model.parameters()).device
         preds = predict(self.model, loader, None, device, self.precision, 1.0)
-        for key in ("score", "main", "aux"):  # to raw units in Python floats, as the CSV always had
-            setattr(preds, key, [x * self.score_range for x in getattr(preds, key)])
+        # to raw units in Python floats, as the CSV always had
+        preds.score = [x * self.score_range for x in preds.score]
+        preds.heads = {k: [x * self.score_range for x in v] for k, v in preds.heads.items()}
         return preds
 
     def predict(self, features: dict[str, np.ndarray] | list[dict[str, np.ndarray]]) -> np.ndarray:

@@ -4,7 +4,7 @@ A method is an `nn.Module` with
 * `forward(features, mask, time_mask) -> output` where `output.score` is (B,) on the normalised
   scale [0, 1] (score / score_range); `features` maps modality -> (B, T, D), zeros where hidden;
   `mask` (B, M) says which modalities are shown, `time_mask` (B, T) which steps are real;
-* `loss(output, target) -> {"loss": total, ...parts}`;
+* `loss(output, target) -> {"loss": total, ...parts}`; `head_scores(output)`, any per-head scores;
 * `modalities`, `dims`, `trainable_state_dict()`, `load_trainable_state_dict()`;
 * optionally `set_epoch(epoch)` for methods whose training changes with the epoch (MoMKE's stages),
   and `selectable_epoch(epoch)` for epochs that model selection must skip.
@@ -59,6 +59,11 @@ class Method(nn.Module):
 
     def loss(self, out: ScoreOutput, target: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def head_scores(self, out) -> dict[str, torch.Tensor]:
+        """Scores (B,) of the method's own heads besides `out.score`, by name, for the per-sample
+        predictions (LIMSSR: its two paths); none by default."""
+        return {}
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """What a checkpoint holds: by default everything (baselines have no frozen backbone)."""

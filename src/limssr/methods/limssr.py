@@ -278,6 +278,10 @@ class LIMSSR(Method):
     def loss(self, out: LimssrOutput, target: torch.Tensor) -> dict[str, torch.Tensor]:
         return limssr_loss(out, target, self.loss_cfg)
 
+    def head_scores(self, out: LimssrOutput) -> dict[str, torch.Tensor]:
+        """Path 1 ("main") and Path 2 ("aux") on their own, where the configuration has them."""
+        return {name: s for name, s in (("main", out.main), ("aux", out.aux)) if s is not None}
+
     # ------------------------------------------------------------------ what a checkpoint holds
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
