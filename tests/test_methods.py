@@ -35,7 +35,7 @@ def test_every_method_and_ablation_trains_and_evaluates_through_benchmark(tmp_pa
         {(m, "strict") for m in methods} | {("limssr", "complete"), ("zero-fill", "complete")})
     assert rows[0]["method"] == "limssr" and rows[0]["regime"] == "strict"
     # per-sample predictions name what each method has: LIMSSR its two paths, a baseline its score only
-    header = {m: (tmp_path / "b" / m / "strict" / "seed-1" / "eval" / "predictions.csv").read_text().split("\n")[0]
+    header = {m: (tmp_path / "b" / m / "strict" / "seed-1" / "eval" / "predictions.csv").read_text().splitlines()[0]
               for m in ("limssr", "zero-fill")}
     assert header == {"limssr": "subset,name,shown,label,score,main,aux", "zero-fill": "subset,name,shown,label,score"}
     results = json.loads((tmp_path / "b" / "zero-fill" / "strict" / "seed-1" / "eval" / "results.json").read_text())
