@@ -48,3 +48,19 @@ def test_unknown_preset_and_missing_file(tmp_path):
         load_config(preset="nope")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(path=tmp_path / "none.yaml")
+
+
+def test_the_names_config_checks_are_the_ones_the_layers_define():
+    """config lists method, protocol and layout names so that checking a config imports no model."""
+    from limssr.config import CHOICES, METHODS, MISSINGNESS_PROTOCOLS
+    from limssr.data.released import READERS
+    from limssr.masking import build_protocol
+    from limssr.methods import method_names
+
+    assert tuple(method_names()) == METHODS
+    assert set(CHOICES["data.source"]) == {"synthetic", "auto"} | set(READERS)
+    import numpy as np
+
+    for name in MISSINGNESS_PROTOCOLS:  # every listed protocol builds
+        build_protocol(name, np.ones((4, 3), dtype=bool), 0, [str(i) for i in range(4)], ["video", "audio", "flow"],
+                       0.3, 0.0, "va")

@@ -292,13 +292,15 @@ def speed(args, argv) -> int:
 
 
 def data_arguments(data: argparse.ArgumentParser) -> None:
+    from limssr.data.released import LAYOUTS
+
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     c = dsub.add_parser("check", help="report counts, lengths, dims, score ranges and every problem",
                         description="Read a data directory as training will and list every problem with its "
                                     "file and key (missing keys, NaN/Inf, wrong dims, malformed label lines, "
                                     "features without labels). Exits 1 if there is any.", formatter_class=Formatter)
     c.add_argument("dir", metavar="DIR")
-    c.add_argument("--dataset", choices=["fs1000", "fisv", "rg", "generic"], help="layout (default: detected)")
+    c.add_argument("--dataset", choices=LAYOUTS, help="layout (default: detected)")
     c.add_argument("--max-length-mismatch", type=int, default=1, metavar="N",
                    help="allowed difference in T between the modalities of a sample (default: 1)")
     v = dsub.add_parser("convert", help="write a pickle-free copy in the same layout",
@@ -311,7 +313,7 @@ def data_arguments(data: argparse.ArgumentParser) -> None:
                         description="Write synthetic data in exactly the FS1000, Fis-V, RG or generic layout, "
                                     "with the awkward cases of the real files (short and long videos, audio "
                                     "one step short, optional Fis-V header line).", formatter_class=Formatter)
-    y.add_argument("--layout", required=True, choices=["fs1000", "fisv", "rg", "generic"])
+    y.add_argument("--layout", required=True, choices=LAYOUTS)
     y.add_argument("out", metavar="OUT")
     y.add_argument("--n-train", type=int, metavar="N", help="training samples (per apparatus for RG)")
     y.add_argument("--n-test", type=int, metavar="N", help="test samples (per apparatus for RG)")

@@ -17,7 +17,8 @@ import numpy as np
 
 from limssr.data import labels as L
 from limssr.data.generic import load_array, read_labels, read_manifest
-from limssr.data.released import FS1000_FOLDERS, FS1000_LABELS, PAMFN_SUFFIX, SPECS, detect_layout, feature_table
+from limssr.data.released import (FS1000_FOLDERS, FS1000_LABELS, LAYOUTS, PAMFN_SUFFIX, SPECS, detect_layout,
+                                  feature_table)
 from limssr.data.samples import DataError
 
 
@@ -117,8 +118,8 @@ def check_directory(path: str | Path, dataset: str | None = None, max_length_mis
     except DataError as err:
         return CheckReport("?", str(root), problems=[str(err)])
     report = CheckReport(layout, str(root))
-    if layout not in ("fs1000", "fisv", "rg", "generic"):
-        report.problems.append(f"unknown dataset '{layout}'; choose fs1000, fisv, rg or generic")
+    if layout not in LAYOUTS:
+        report.problems.append(f"unknown dataset '{layout}'; choose {', '.join(LAYOUTS)}")
         return report
     try:
         for group, rows, sources, divisors in _groups(root, layout, report):

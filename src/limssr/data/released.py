@@ -19,6 +19,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -179,8 +180,16 @@ def read_dataset(cfg: DataConfig) -> SampleSet:
     if not root.is_dir():
         raise DataError(f"data directory '{root}' does not exist")
     layout = detect_layout(root) if cfg.source == "auto" else cfg.source
-    if layout == "generic":
-        return read_generic(root, score_type=cfg.score_type, max_length_mismatch=cfg.max_length_mismatch)
-    if layout == "fs1000":
-        return read_fs1000(root, cfg)
-    return read_pamfn(root, cfg, layout)
+    return READERS[layout](root, cfg)
+
+
+# The one table of data layouts: `data.source` (and `--data`, detected) for training and evaluation,
+# `limssr data check --dataset` and `limssr data convert` all name a layout from here.
+READERS: dict[str, Callable[[Path, DataConfig], SampleSet]] = {
+    "generic": lambda root, cfg: read_generic(root, score_type=cfg.score_type,
+                                              max_length_mismatch=cfg.max_length_mismatch),
+    "fs1000": read_fs1000,
+    "fisv": lambda root, cfg: read_pamfn(root, cfg, "fisv"),
+    "rg": lambda root, cfg: read_pamfn(root, cfg, "rg"),
+}
+LAYOUTS = tuple(READERS)
