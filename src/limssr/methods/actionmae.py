@@ -1,7 +1,8 @@
 """ActionMAE (Woo et al., AAAI'23), simplified for AQA after `sangminwoo/ActionMAE`.
 
 Each modality's projected sequence is encoded by its own one-layer temporal transformer and pooled into
-one token. In training a random subset of the shown tokens is kept (at least one), MAE style; a 2-layer
+one token. In training one random non-empty subset of modalities per batch is kept (cut to what each
+sample shows, at least one), MAE style; a 2-layer
 encoder with one memory token reads the kept tokens (the dropped ones masked out of attention); a 2-layer
 decoder sees the encoded kept tokens and a learned mask token (plus a modality embedding) in place of
 each dropped or missing one, and a linear predictor reconstructs every modality token. Loss: MSE on the
@@ -10,7 +11,9 @@ sigmoid(sum_m Linear_m(token_m)) over the reconstructed tokens (the original's "
 
 Where this differs from the original: per-clip spatial CNNs are replaced by the given features; a
 masked attention stands in for the shuffle/unshuffle of kept tokens (the same computation); a sigmoid
-regression replaces the classifier and its label smoothing.
+regression replaces the classifier and its label smoothing; the kept subset is drawn once per batch
+(`drop_for_training`, shared by the baselines), where the original draws a mask per sample; it does
+not read `baseline.modality_dropout`.
 """
 
 from __future__ import annotations
