@@ -61,6 +61,8 @@ Where this differs from the public code (both modes):
   training and scoring, no gradient clipping, dropout 0.3); a key set by the user still wins. Model
   selection is limssr's (a validation split by default); `train.selection=paper` picks the best
   epoch on the test set with every modality present, as the public code does.
+* Seeds are the run's (`seed`, or the benchmark's `--seeds`, the same for every method so that runs
+  pair up); the public code's fixed per-dataset seeds (1 for FS1000, 3 for Fis-V, 0 for RG) are not used.
 """
 
 from __future__ import annotations
