@@ -218,3 +218,16 @@ def test_benchmark_comparison_writes_the_paired_section(tmp_path):
                                                          ("zero-fill", "f")}
     assert all(r["method"] != "gcnet" for r in rows)
     assert (out / "comparison_paired.png").stat().st_size > 1000
+
+
+def test_a_single_modality_comparison_has_no_average_column():
+    from limssr.benchmark import _csv, comparison_markdown
+
+    nan = float("nan")
+    row = {"method": "zero-fill", "regime": "complete", "seeds": [1, 2],
+           "v": {"spearman": 0.6, "spearman_std": 0.02, "mse": 26.0, "mse_std": 2.0},
+           "average": {"spearman": nan, "spearman_std": nan, "mse": nan, "mse_std": nan}}
+    table = {"rows": [row]}
+    md = comparison_markdown(table, ["v"])
+    assert "| {v} |" in md and "| Avg |" not in md and "nan" not in md
+    assert _csv(table, ["v"]).splitlines()[0] == "method,regime,n_seeds,v_spearman,v_spearman_std,v_mse,v_mse_std"

@@ -178,8 +178,14 @@ def _label(name: str) -> str:
     return "{" + ",".join(name) + "}" if name != "average" else "Avg"
 
 
+def _columns(table: dict, subsets: list[str]) -> list[str]:
+    """The subsets and, where there are incomplete subsets to average (more than one modality), Avg."""
+    has_average = any(r["average"]["spearman"] == r["average"]["spearman"] for r in table["rows"])  # not nan
+    return subsets + (["average"] if has_average else [])
+
+
 def comparison_markdown(table: dict, subsets: list[str]) -> str:
-    cols = subsets + ["average"]
+    cols = _columns(table, subsets)
     head = "| Method | T-Miss | Seeds | " + " | ".join(_label(c) for c in cols) + " |"
     sep = "|---|:-:|:-:|" + "---:|" * len(cols)
     lines = ["#### Spearman (mean +- std over seeds)", "", head, sep]
@@ -219,7 +225,7 @@ def comparison_markdown(table: dict, subsets: list[str]) -> str:
 def _csv(table: dict, subsets: list[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    cols = subsets + ["average"]
+    cols = _columns(table, subsets)
     writer.writerow(["method", "regime", "n_seeds"] + [f"{c}_{m}" for c in cols
                                                        for m in ("spearman", "spearman_std", "mse", "mse_std")])
     for r in table["rows"]:
@@ -230,7 +236,7 @@ def _csv(table: dict, subsets: list[str]) -> str:
 
 def plot_comparison(table: dict, subsets: list[str], path: Path) -> Path:
     """One panel per subset (and the average): Spearman per method and regime, with std error bars."""
-    cols = subsets + ["average"]
+    cols = _columns(table, subsets)
     rows = table["rows"]
     labels = [f"{r['method']}{'' if r['regime'] == 'strict' else ' (complete)'}" for r in rows]
     colors = ["#1f5fbf" if r["method"] == "limssr" else "#7fa6e0" if r["method"].startswith("limssr")
