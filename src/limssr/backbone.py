@@ -21,17 +21,8 @@ import transformers
 from peft import LoraConfig, get_peft_model
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    LlamaConfig,
-    LlamaModel,
-    PreTrainedTokenizerFast,
-    Qwen2Config,
-    Qwen2Model,
-)
+from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaModel,
+                          PreTrainedTokenizerFast, Qwen2Config, Qwen2Model)
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
 from limssr.attention import use_attention

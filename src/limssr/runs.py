@@ -33,18 +33,8 @@ from limssr.evaluation import Results, evaluate_subsets, subset_results
 from limssr.precision import best_device, resolve_precision
 from limssr.report import atomic_write_text, print_table, write_results
 from limssr.subsets import subset_name
-from limssr.training import (
-    BEST_CHECKPOINT,
-    LAST_CHECKPOINT,
-    LimssrDataModule,
-    TrainingModule,
-    TrainingTime,
-    best_validation_score,
-    build_model,
-    is_worker_process,
-    make_trainer,
-    selection_label,
-)
+from limssr.training import (BEST_CHECKPOINT, LAST_CHECKPOINT, LimssrDataModule, TrainingModule, TrainingTime,
+                             best_validation_score, build_model, is_worker_process, make_trainer, selection_label)
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"

@@ -23,15 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from limssr.layers import masked_mean
-from limssr.methods.base import (
-    Method,
-    ScoreOutput,
-    drop_for_training,
-    gdlt_projections,
-    project_all,
-    task_and_reconstruction,
-    temporal_encoder,
-)
+from limssr.methods.base import (Method, ScoreOutput, drop_for_training, gdlt_projections, project_all,
+                                 task_and_reconstruction, temporal_encoder)
 from limssr.methods.registry import register
 
 

@@ -75,16 +75,8 @@ from torch import nn
 
 from limssr.layers import TimeProjection, masked_mean
 from limssr.losses import batch_hard_cosine_triplet
-from limssr.methods.base import (
-    GradeDecoder,
-    Method,
-    ScoreOutput,
-    drop_for_training,
-    gdlt_projections,
-    mse,
-    project_all,
-    temporal_encoder,
-)
+from limssr.methods.base import (GradeDecoder, Method, ScoreOutput, drop_for_training, gdlt_projections, mse,
+                                 project_all, temporal_encoder)
 from limssr.methods.registry import register
 
 HEADS, ENCODER_LAYERS, DECODER_LAYERS = 2, 3, 3  # options.py defaults, used by every README command

@@ -13,16 +13,8 @@ import torch
 from torch import nn
 
 from limssr.layers import masked_mean, regressor
-from limssr.methods.base import (
-    Method,
-    ScoreOutput,
-    SinusoidalPositions,
-    drop_for_training,
-    gdlt_projections,
-    mse,
-    project_all,
-    temporal_encoder,
-)
+from limssr.methods.base import (Method, ScoreOutput, SinusoidalPositions, drop_for_training,
+                                 gdlt_projections, mse, project_all, temporal_encoder)
 from limssr.methods.registry import register
 
 

@@ -2,15 +2,8 @@
 the training module (optimiser, steps), callbacks (checkpoints, model selection, the clock), the
 random-state record for exact resume, and the trainer that puts them together."""
 
-from limssr.training.callbacks import (
-                                       BEST_CHECKPOINT,
-                                       LAST_CHECKPOINT,
-                                       SELECTION_METRIC,
-                                       BestCheckpoint,
-                                       LastCheckpoint,
-                                       TrainingTime,
-                                       best_validation_score,
-)
+from limssr.training.callbacks import (BEST_CHECKPOINT, LAST_CHECKPOINT, SELECTION_METRIC, BestCheckpoint,
+                                       LastCheckpoint, TrainingTime, best_validation_score)
 from limssr.training.datamodule import LimssrDataModule, MaskLogWriter, selection_label
 from limssr.training.module import TrainingModule, adamw, apply_training_speedups, build_model, lr_factor
 from limssr.training.rng import rng_state, set_rng_state
