@@ -91,8 +91,9 @@ def pack(root: Path, archive: Path) -> int:
             if blank and name.endswith("predictions.csv"):
                 text = _blank_labels(text)
             copied += _put(archive / rel / name, text)
+    every_run = {c.parent for c in root.rglob("config.yaml")}  # unfinished runs too: their files stay behind
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.suffix in LOOSE_SUFFIXES and not any(r in p.parents for r in runs) \
+        if p.is_file() and p.suffix in LOOSE_SUFFIXES and not any(r in p.parents for r in every_run) \
                 and ".failed" not in str(p) and p.stat().st_size < 1_000_000:
             copied += _put(archive / p.relative_to(root), p.read_text(encoding="utf-8"), replace=True)
     print(f"{len(runs)} evaluated runs under '{root}'; {copied} files added to '{archive}'")

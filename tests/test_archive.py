@@ -74,7 +74,13 @@ def test_pack_refuses_to_overwrite_a_differing_run_file(tmp_path):
     (run / "eval").mkdir(parents=True)
     (run / "config.yaml").write_text("data: {source: synthetic}\n")
     (run / "eval" / "results.json").write_text("{}")
+    unfinished = tmp_path / "root" / "seed-2"  # training, not evaluated: nothing of it is archived
+    (unfinished / "logs").mkdir(parents=True)
+    (unfinished / "config.yaml").write_text("data: {source: synthetic}\n")
+    (unfinished / "timing.json").write_text("{}")
+    (unfinished / "logs" / "metrics.csv").write_text("epoch\n0\n")
     arc.main(["pack", str(tmp_path / "root"), str(tmp_path / "arc")])
+    assert not (tmp_path / "arc" / "seed-2").exists()
     (run / "eval" / "results.json").write_text('{"other": 1}')
     with pytest.raises(SystemExit, match="exists with other content"):
         arc.main(["pack", str(tmp_path / "root"), str(tmp_path / "arc")])
