@@ -69,10 +69,11 @@ def summarise(root: Path) -> dict | None:
     found = seed_runs(root)
     if not found:
         return None
-    heads = np.array([headline(latest_results(d)) for d in found])
+    results = [latest_results(d) for d in found]
+    heads = np.array([headline(r) for r in results])
     times = np.array([_timing(d) for d in found])
     std = heads.std(0, ddof=1) if len(found) > 1 else np.zeros(2)
-    return {"dir": str(root), "seeds": [latest_results(d).get("seed") for d in found],
+    return {"dir": str(root), "seeds": [r.get("seed") for r in results],
             "spearman": float(heads[:, 0].mean()), "spearman_std": float(std[0]),
             "mse": float(heads[:, 1].mean()), "mse_std": float(std[1]),
             "cpu_hours": float(np.nanmean(times[:, 0])), "wall_hours": float(np.nanmean(times[:, 1]))}
