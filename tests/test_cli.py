@@ -78,3 +78,16 @@ def test_wrong_feature_dim_for_predict(cli_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["predict", str(cli_run), str(tmp_path / "bad.npz")])
     assert "modality 'video' has dim 7, expected 32" in capsys.readouterr().err
+
+
+def test_help_loads_no_model_library():
+    """`limssr --help` and the parser need no torch: the verbs import what they run, the error types
+    are imported only when one is raised."""
+    import subprocess
+    import sys
+
+    code = ("import sys, limssr.cli\n"
+            "try:\n    limssr.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False False"

@@ -1,8 +1,8 @@
 """The `limssr` command line: one function per verb, its arguments beside it, and `VERBS`, the table
 the parser is built from (`limssr --help` lists them).
 
-Each verb imports what it runs when it runs: `limssr --help` and the data verbs start at once
-instead of loading torch, Lightning and transformers first.
+Each verb imports what it runs when it runs (and the error types are imported only when one is
+raised): `limssr --help` and the data verbs do not load torch, Lightning and transformers first.
 """
 
 from __future__ import annotations
@@ -427,30 +427,37 @@ def run(argv: list[str] | None = None) -> int:
     return args.verb.run(args, argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a user can mend (bad config, data, backbone, checkpoint or run directory): one line
+    each. Imported only once one is raised, so that `limssr --help` loads no model library."""
     from limssr.backbone import BackboneError
     from limssr.checkpoint import CheckpointError
     from limssr.config import ConfigError
     from limssr.data import DataError
     from limssr.runs import RunError
 
+    return ConfigError, DataError, BackboneError, CheckpointError, RunError, FileExistsError
+
+
+def main(argv: list[str] | None = None) -> None:
     try:
         code = run(argv)
-    except (ConfigError, DataError, BackboneError, CheckpointError, RunError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        code = 2
-    except PermissionError as err:
-        print(f"error: no permission to write '{err.filename}' ({err.strerror}); choose another --out", file=sys.stderr)
-        code = 2
-    except OSError as err:
-        if err.errno != 28:  # ENOSPC
-            raise
-        print(f"error: the disk is full while writing '{err.filename or 'a file'}'; files written before are "
-              "intact (writes go to a temporary name first). Free space and resume with --resume.", file=sys.stderr)
-        code = 2
     except KeyboardInterrupt:
         print("interrupted; resume with `limssr train --resume RUN_DIR`", file=sys.stderr)
         code = 130
+    except Exception as err:
+        if isinstance(err, _user_errors()):
+            print(f"error: {err}", file=sys.stderr)
+        elif isinstance(err, PermissionError):
+            print(f"error: no permission to write '{err.filename}' ({err.strerror}); choose another --out",
+                  file=sys.stderr)
+        elif isinstance(err, OSError) and err.errno == 28:  # ENOSPC
+            print(f"error: the disk is full while writing '{err.filename or 'a file'}'; files written before are "
+                  "intact (writes go to a temporary name first). Free space and resume with --resume.",
+                  file=sys.stderr)
+        else:
+            raise
+        code = 2
     sys.exit(code)
 
 
