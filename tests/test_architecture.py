@@ -12,9 +12,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # lowest first; a module belongs to the first entry that is it or a package above it
 LAYERS = [
     ("foundations", ["limssr.atomic", "limssr.subsets", "limssr.metrics", "limssr.sequence", "limssr.config",
-                     "limssr.checkpoint", "limssr.precision"]),
+                     "limssr.checkpoint", "limssr.precision", "limssr.compat"]),
     ("blocks", ["limssr.layers", "limssr.losses", "limssr.attention", "limssr.kernels"]),
     ("data", ["limssr.data"]),
+    ("extract", ["limssr.extract"]),  # video files -> features in the data layout
     ("masks", ["limssr.masking"]),
     ("backbone", ["limssr.backbone"]),
     ("methods", ["limssr.methods"]),

@@ -8,6 +8,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+from limssr.compat import torchvision_without_compiled_ops
+
+torchvision_without_compiled_ops()
+
 __version__ = "0.1.0"
 
 __all__ = ["Run", "Scorer", "evaluate", "load", "train"]

@@ -31,6 +31,8 @@ examples:
   limssr train --resume runs/quick                continue from the last checkpoint
   limssr evaluate runs/quick                      7-subset table -> runs/quick/eval/
   limssr predict runs/quick sample.npz            score one sample (any subset of modalities)
+  limssr extract videos/ feats --weights video=swin3d_b_22k-7c6ae6fa.pth,audio=ast-dir,flow=raft.pth,flow_imagenet.pt
+  limssr predict runs/extracted clip.mp4          extract as for training, then score a video
   limssr train --preset demo --method mcmoe       any registered method (see `limssr methods`)
   limssr benchmark --preset demo --methods limssr,mcmoe,zero-fill --regimes strict,complete --out bench
 """
@@ -157,14 +159,98 @@ def evaluate(args, argv) -> int:
 
 def predict_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("run_dir", metavar="RUN_DIR")
-    r.add_argument("input", metavar="INPUT")
+    r.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="a .npz file, a directory of them, a generic-layout directory, or video files")
     r.add_argument("--out", metavar="FILE", help="CSV to write (default: RUN_DIR/predictions/INPUT.csv)")
+    _extractor_arguments(r, "(video input; default: as recorded for the run's training data)")
 
 
 def predict(args, argv) -> int:
-    from limssr.scorer import predict_files
+    from limssr.extract.decode import VIDEO_SUFFIXES
+    from limssr.scorer import predict_files, predict_videos
 
-    predict_files(args.run_dir, args.input, out=args.out)
+    videos = [p for p in args.inputs if Path(p).suffix.lower() in VIDEO_SUFFIXES]
+    if videos:
+        if len(videos) != len(args.inputs):
+            raise SystemExit("error: give either video files or one feature input, not both")
+        _need_video_extra()
+        plan = _plan(args) if args.extractors or args.weights or args.small else None
+        predict_videos(args.run_dir, videos, plan=plan, out=args.out, device=args.device, batch=args.batch)
+        return 0
+    if len(args.inputs) != 1:
+        raise SystemExit("error: give one feature input (.npz file or directory), or video files")
+    predict_files(args.run_dir, args.inputs[0], out=args.out)
+    return 0
+
+
+# ------------------------------------------------------------------------------------- extract
+
+
+def _extractor_arguments(p: argparse.ArgumentParser, default_note: str) -> None:
+    p.add_argument("--extractors", metavar="M=NAME,...",
+                   help=f"extractor per modality, e.g. video=swin3d_b,audio=ast,flow=raft_small+i3d {default_note}")
+    p.add_argument("--weights", action="append", default=[], metavar="M=PATH",
+                   help="weights per modality: a file or directory, `random`, or `download` (with --allow-download); "
+                        "flow takes RAFT_FILE,I3D_FILE; repeat or separate with commas")
+    p.add_argument("--fps", type=float, default=25.0, help="frames per second sampled (default 25)")
+    p.add_argument("--clip", type=int, default=32, help="frames per clip: one feature vector each (default 32)")
+    p.add_argument("--crop", type=int, default=224,
+                   help="frames resized to a short side of crop*8/7, then centre-cropped to crop x crop (default 224)")
+    p.add_argument("--small", action="store_true",
+                   help="small randomly initialised variants of the extractors (for tests and smoke runs)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when present), cpu or cuda")
+    p.add_argument("--batch", type=int, default=4, help="clips per forward pass (default 4)")
+    p.add_argument("--allow-download", action="store_true", help="let `download` weights fetch from their hubs")
+
+
+def _need_video_extra() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("av") is None or importlib.util.find_spec("torchvision") is None:
+        raise SystemExit("error: video input needs PyAV and torchvision: pip install 'limssr[video]' "
+                         "(`make install` includes them)")
+
+
+def _plan(args):
+    from limssr.extract import extractors
+    from limssr.extract.decode import Grid
+    from limssr.extract.pipeline import Plan, parse_assignments
+
+    chosen = parse_assignments(args.extractors, "--extractors") if args.extractors else dict(extractors.DEFAULT)
+    weights = {}
+    for text in args.weights:
+        weights.update(parse_assignments(text, "--weights"))
+    unknown = sorted(set(weights) - set(chosen))
+    if unknown:
+        raise SystemExit(f"error: --weights {unknown[0]}=...: no extractor for modality '{unknown[0]}' "
+                         f"(--extractors names {', '.join(chosen)})")
+    if args.fps <= 0 or args.clip < 2 or args.batch < 1 or args.crop < 32:
+        raise SystemExit("error: --fps must be positive, --clip at least 2, --batch at least 1 and --crop at least 32")
+    grid = Grid(fps=args.fps, clip=args.clip, resize=round(args.crop * 8 / 7), crop=args.crop)
+    return Plan(extractors=chosen, weights=weights, grid=grid, small=args.small, device=args.device,
+                batch=args.batch, allow_download=args.allow_download)
+
+
+def extract_arguments(x: argparse.ArgumentParser) -> None:
+    x.add_argument("paths", nargs="*", metavar="VIDEOS... OUT",
+                   help="video files and directories of them, then the data directory to write (generic layout)")
+    _extractor_arguments(x, "(default: all three)")
+    x.add_argument("--list", action="store_true", help="list the extractors and where their weights come from")
+
+
+def extract(args, argv) -> int:
+    if args.list:
+        from limssr.extract.extractors import describe
+
+        for name, e in describe().items():
+            print(f"{name:16s} {e.modality:6s} {e.dim:5d}  {e.summary}\n{'':29s}weights: {e.weights_from}")
+        return 0
+    if len(args.paths) < 2:
+        raise SystemExit("error: usage: limssr extract VIDEOS... OUT (or --list)")
+    _need_video_extra()
+    from limssr.extract.pipeline import extract_videos
+
+    extract_videos(args.paths[:-1], args.paths[-1], _plan(args))
     return 0
 
 
@@ -371,10 +457,18 @@ VERBS = [
          "Evaluate a run's model on the test split under every non-empty modality subset; writes "
          "results.json/.md/.csv, predictions.csv and results.png into a new RUN_DIR/eval* directory.",
          evaluate_arguments, evaluate),
-    Verb("predict", "score new samples that have any subset of modalities",
+    Verb("predict", "score new samples that have any subset of modalities, or video files",
          "Score unlabelled samples. INPUT is a .npz file (one array (T, D) per modality name; leave out the "
-         "missing ones), a directory of .npz files, or a generic-layout directory. Writes name, score and the "
-         "modalities present.", predict_arguments, predict),
+         "missing ones), a directory of .npz files, a generic-layout directory, or video files (extracted as the "
+         "run's training data was, see `limssr extract`). Writes name, score and the modalities present.",
+         predict_arguments, predict),
+    Verb("extract", "video files -> per-clip features (Video Swin, AST, RAFT + I3D) in the generic layout",
+         "Decode videos with PyAV at --fps, cut them into clips of --clip frames (one time grid for every "
+         "modality), run one extractor per modality and write OUT/features/<modality>/<name>.npy (T, D), "
+         "limssr-data.yaml and extract.json (extractors, weight sha256, grid, library versions). A video without "
+         "an audio track gets no audio file; an undecodable file is skipped by name; rerunning resumes. Weights "
+         "are local files (see --list); `random` gives randomly initialised extractors.",
+         extract_arguments, extract),
     Verb("summarize", "Spearman per score type and their Fisher-z average",
          "Collect the newest evaluation of each run (or the summary of a multi-seed directory), one per score "
          "type of a dataset, into one table with the Fisher-z average over score types (labelled apart from the "
@@ -434,9 +528,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from limssr.checkpoint import CheckpointError
     from limssr.config import ConfigError
     from limssr.data import DataError
+    from limssr.extract.decode import ExtractError
     from limssr.runs import RunError
 
-    return ConfigError, DataError, BackboneError, CheckpointError, RunError, FileExistsError
+    return ConfigError, DataError, BackboneError, CheckpointError, RunError, ExtractError, FileExistsError
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -41,6 +41,7 @@ WEIGHTS_FILE = "model.safetensors"
 SELECTION_FILE = "selection.json"
 DATA_FILE = "data.json"  # the fingerprint of the data the run was trained on
 TIMING_FILE = "timing.json"  # wall and CPU seconds spent training, over every attempt
+EXTRACT_FILE = "extract.json"  # how the data's features were extracted from video (`limssr extract`), if they were
 # config keys that change where a run reads from or how it reports, never what it computes
 PRESENTATION_KEYS = ("name", "data.path", "train.num_workers", "train.log_every_n_steps")
 
@@ -114,6 +115,9 @@ def write_data_record(run_dir: Path, data: SampleSet) -> None:
     record = {"fingerprint": data.fingerprint(), "source": data.info.get("source"),
               "splits": {k: len(v) for k, v in data.splits.items()}}
     atomic_write_text(run_dir / DATA_FILE, json.dumps(record, indent=2) + "\n")
+    extracted = Path(data.info.get("path") or "") / EXTRACT_FILE
+    if data.info.get("path") and extracted.is_file():  # so `limssr predict RUN_DIR video.mp4` extracts alike
+        atomic_write_text(run_dir / EXTRACT_FILE, extracted.read_text(encoding="utf-8"))
 
 
 def check_same_run(run_dir: Path, cfg: RunConfig, data: SampleSet) -> None:

@@ -1,5 +1,5 @@
 """A trained run, ready to score new performances from arrays: what `limssr.load` returns and what
-`limssr predict` uses.
+`limssr predict` uses (on feature files, or on video files through `limssr.extract`).
 
     scorer = limssr.load("runs/demo")
     scorer.predict({"video": video_feats, "audio": audio_feats})   # -> array([87.3]); flow missing
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +24,9 @@ from limssr.data.generic import read_unlabelled
 from limssr.data.loaders import make_loader
 from limssr.data.samples import DataError, Sample, check_sample
 from limssr.evaluation import Predictions, predict
+from limssr.extract.pipeline import RECORD, extract_videos, plan_from_record
 from limssr.precision import resolve_precision
-from limssr.runs import RunError, load_trained, quiet_libraries, unique_dir
+from limssr.runs import RunError, load_trained, quiet_libraries, read_run_config, unique_dir
 
 
 class Scorer:
@@ -96,3 +100,31 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | Non
         print(buf.getvalue().rstrip())
         print(f"predictions written to {out_path}")
     return out_path
+
+
+def predict_videos(run_dir: str | Path, videos: list[str | Path], plan=None, out: str | Path | None = None,
+                   device: str = "auto", batch: int = 4, show: bool = True) -> Path:
+    """Extract features from video files as the run's training data was extracted (its extract.json,
+    or `plan`), then score them: one command from a video to a score."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    if plan is None:
+        cfg = read_run_config(run_dir)
+        candidates = [run_dir / RECORD] + ([Path(cfg.data.path) / RECORD] if cfg.data.path else [])
+        record_path = next((p for p in candidates if p.is_file()), None)
+        if record_path is None:
+            raise RunError(f"{run_dir}: the run was not trained on features from `limssr extract` (no {RECORD}); "
+                           "name the extractors with --extractors and --weights")
+        plan = plan_from_record(json.loads(record_path.read_text(encoding="utf-8")), str(record_path))
+        plan.device, plan.batch = device, batch
+    with tempfile.TemporaryDirectory(prefix=".video-", dir=run_dir) as tmp:
+        record = extract_videos(videos, Path(tmp) / "features", plan, show=show)
+        if not record["videos"]:
+            raise RunError(f"no video could be decoded: {'; '.join(record['failed'].values())}")
+        name = Path(videos[0]).stem if len(videos) == 1 else "videos"
+        path = predict_files(run_dir, Path(tmp) / "features", out=out or unique_dir(
+            run_dir / "predictions" / f"{name}.csv"), show=show)
+    if show:
+        print(f"scored {len(record['videos'])} video(s) in {time.perf_counter() - started:.1f} s "
+              f"(extractors: {', '.join(f'{m}={n}' for m, n in plan.extractors.items())})")
+    return path
