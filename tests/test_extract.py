@@ -11,41 +11,15 @@ import yaml
 pytest.importorskip("av")
 pytest.importorskip("torchvision")
 
-import av  # noqa: E402
-
 from limssr.cli import main, run  # noqa: E402
 from limssr.extract import decode  # noqa: E402
 from limssr.extract import extractors as ex  # noqa: E402
 from limssr.extract.i3d import I3D  # noqa: E402
 from limssr.extract.pipeline import Plan, extract_videos  # noqa: E402
+from limssr.extract.synth import write_video  # noqa: E402
 
 GRID = decode.Grid(fps=8, clip=4, resize=146, crop=128)
 SMALL = ["--small", "--fps", "8", "--clip", "4", "--crop", "128", "--batch", "2"]
-
-
-def write_video(path, seconds=2.0, fps=10, audio=True, seed=0, size=(176, 144)):
-    """An MPEG-4 file of random frames, with a 440 Hz AAC track when `audio`."""
-    rng = np.random.default_rng(seed)
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("mpeg4", rate=fps)
-        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
-        a = c.add_stream("aac", rate=22050) if audio else None
-        if a is not None:
-            a.layout = "mono"
-        for _ in range(int(seconds * fps)):
-            img = (rng.random((size[1], size[0], 3)) * 255).astype(np.uint8)
-            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
-        if a is not None:
-            t = np.arange(int(seconds * 22050)) / 22050
-            frame = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None],
-                                               format="flt", layout="mono")
-            frame.sample_rate = 22050
-            for p in list(a.encode(frame)) + list(a.encode()):
-                c.mux(p)
-    return path
 
 
 @pytest.fixture(scope="module")

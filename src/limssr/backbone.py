@@ -7,7 +7,6 @@ Everything loads offline.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -25,6 +24,7 @@ from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoToken
                           PreTrainedTokenizerFast, Qwen2Config, Qwen2Model)
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
+from limssr.atomic import file_sha256
 from limssr.attention import use_attention
 from limssr.config import LoraSettings
 from limssr.kernels import use_fast_dropout, use_lean_mlp, use_lean_rms_norm
@@ -56,14 +56,6 @@ def cache_root() -> Path:
     return Path(os.environ.get("LIMSSR_CACHE", Path.home() / ".cache" / "limssr"))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def default_backbone_dir(root: Path | None = None) -> Path:
     """The default backbone as a Hugging Face directory, converted from the packaged GGUF once.
 
@@ -82,7 +74,7 @@ def default_backbone_dir(root: Path | None = None) -> Path:
     gguf = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
     if not gguf.is_file():
         raise BackboneError(f"'{gguf}' is missing; reinstall with: {DEFAULT_INSTALL}")
-    digest = _sha256(gguf)
+    digest = file_sha256(gguf)
     if digest != DEFAULT_GGUF_SHA256:
         raise BackboneError(f"'{gguf}' has sha256 {digest}, expected {DEFAULT_GGUF_SHA256}; "
                             f"the file is damaged or not the expected release ({DEFAULT_INSTALL})")

@@ -14,7 +14,7 @@ caller allows it. `small=True` builds a small variant of the same code, for test
 
 from __future__ import annotations
 
-import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -64,14 +64,6 @@ def describe() -> dict[str, ExtractorEntry]:
 
 
 DEFAULT = {"video": "swin3d_b", "audio": "ast", "flow": "raft_small+i3d"}
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def torchvision():
@@ -179,6 +171,16 @@ class AudioSpectrogram(torch.nn.Module):
         return self.model(input_values=inputs["input_values"].to(device)).pooler_output  # (B, 768)
 
 
+def _quiet(make):
+    """Build an ASTFeatureExtractor without transformers' mel-filter warning: without torchaudio it
+    computes the Kaldi-style filterbank itself, and at 16 kHz with 128 bins its lowest filters are
+    narrower than one FFT bin and come out empty. That is the configuration AST was trained with,
+    so the warning says nothing about this input."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
+        return make()
+
+
 @register("ast", "audio", 768, "Audio Spectrogram Transformer, AudioSet (the released audio features' model)",
           f"Hugging Face {AST_HUB} (BSD-3-Clause): a directory with config.json, model.safetensors "
           "and preprocessor_config.json")
@@ -188,18 +190,18 @@ def _ast(weights, small: bool):
     if small:
         cfg = ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                         max_length=128, num_mel_bins=32)
-        return AudioSpectrogram(ASTModel(cfg), ASTFeatureExtractor(max_length=128, num_mel_bins=32))
+        return AudioSpectrogram(ASTModel(cfg), _quiet(lambda: ASTFeatureExtractor(max_length=128, num_mel_bins=32)))
     if weights == "random":
-        return AudioSpectrogram(ASTModel(ASTConfig()), ASTFeatureExtractor())
+        return AudioSpectrogram(ASTModel(ASTConfig()), _quiet(ASTFeatureExtractor))
     source = AST_HUB if weights == "download" else str(weights)
     if weights != "download" and not (Path(weights) / "config.json").is_file():
         raise ExtractError(f"{weights}: not a Hugging Face AST directory (config.json missing)")
     try:
         model = ASTModel.from_pretrained(source, local_files_only=weights != "download")
         try:
-            features = ASTFeatureExtractor.from_pretrained(source, local_files_only=weights != "download")
+            features = _quiet(lambda: ASTFeatureExtractor.from_pretrained(source, local_files_only=weights != "download"))
         except OSError:  # a directory without preprocessor_config.json: the AudioSet defaults
-            features = ASTFeatureExtractor()
+            features = _quiet(ASTFeatureExtractor)
     except (OSError, ValueError) as err:
         raise ExtractError(f"{weights}: cannot load AST weights ({err})") from None
     return AudioSpectrogram(model, features)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from limssr.atomic import atomic_write_text, temp_sibling
+from limssr.atomic import atomic_write_text, file_sha256, temp_sibling
 from limssr.data.generic import MANIFEST
 from limssr.extract import decode
 from limssr.extract import extractors as ex
@@ -64,8 +64,8 @@ def _weight_id(w: str) -> dict | str:
         raise ExtractError(f"--weights: '{w}' does not exist")
     if path.is_dir():  # a Hugging Face directory: its weight files
         files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json"))
-        return {"dir": str(path.resolve()), "sha256": {p.name: ex.sha256(p) for p in files}}
-    return {"file": str(path.resolve()), "sha256": ex.sha256(path)}
+        return {"dir": str(path.resolve()), "sha256": {p.name: file_sha256(p) for p in files}}
+    return {"file": str(path.resolve()), "sha256": file_sha256(path)}
 
 
 def parse_assignments(text: str | None, what: str) -> dict[str, str]:
@@ -334,7 +334,7 @@ def plan_from_record(record: dict, where: str) -> Plan:
                 path = Path(w.get("file") or w["dir"])
                 if not path.exists():
                     raise ExtractError(f"{where}: the {m} weights {path} are gone; pass --weights {m}=PATH")
-                if "file" in w and ex.sha256(path) != w["sha256"]:
+                if "file" in w and file_sha256(path) != w["sha256"]:
                     raise ExtractError(f"{where}: {path} changed since extraction (sha256 differs); "
                                        f"pass --weights {m}=PATH to use it anyway")
                 parts.append(str(path))
