@@ -143,3 +143,20 @@ def test_extract_train_predict_end_to_end(tmp_path, capsys):
     assert "p0," in text and "video+flow" in text and "scored 1 video(s)" in text
     rows = (out / "predictions" / "p0.csv").read_text().splitlines()
     assert rows[0].startswith("name,score,present,missing") and rows[1].split(",")[3] == "audio"
+
+
+@pytest.mark.parametrize("name", sorted(ex.describe()))
+def test_every_registered_extractor_gives_its_dim(name):
+    """Each extractor at full size (random weights) and small: one feature of the registry's dim per clip."""
+    spec = ex.entry(name)
+    rng = np.random.default_rng(0)
+    for small in (False, True):
+        model = ex.build(name, "random", small=small, seed=1)
+        with torch.no_grad():
+            if model.input == "audio":
+                out = model([rng.standard_normal(8000).astype(np.float32) * 0.1] * 2)
+            else:
+                out = model(torch.from_numpy(rng.integers(0, 256, (2, 4, 128, 128, 3), dtype=np.uint8)))
+        assert out.shape[0] == 2 and torch.isfinite(out).all()
+        if not small:
+            assert out.shape[1] == spec.dim
