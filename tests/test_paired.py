@@ -1,7 +1,7 @@
 """Paired bootstrap of one set of runs against another on the same test samples (limssr.paired).
 
 Fake runs: eval/results.json and eval/predictions.csv written by report.write_results from
-evaluation.subset_results, exactly as `limssr evaluate` writes them (the results plot is skipped).
+evaluation.subset_results, exactly as `limssr evaluate` writes them (the plots are skipped).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ MODS3 = ["video", "audio", "flow"]
 @pytest.fixture(autouse=True)
 def _no_results_plot(monkeypatch):
     monkeypatch.setattr(report, "plot_results", lambda results, path: path)
+    monkeypatch.setattr(report.plots, "plot_predictions", lambda data, out_dir, title=None: [])
 
 
 def sample_names(n: int) -> list[str]:

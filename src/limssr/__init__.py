@@ -1,20 +1,15 @@
 """limssr: sequence-to-score learning from incomplete multimodal observations (LIMSSR, ICML 2026)."""
 
-import os
-
-# limssr never downloads anything: backbones and data are local. Make the Hugging Face libraries
-# agree, so that a missing file is an error and not a network attempt.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
+# limssr never downloads anything unless told to: every Hugging Face load passes
+# `local_files_only=True`, so a missing file is an error and not a network attempt, and the
+# process's environment (HF_HUB_OFFLINE and the like) is left as the user set it.
 from limssr.compat import torchvision_without_compiled_ops
 
 torchvision_without_compiled_ops()
 
 __version__ = "0.1.0"
 
-__all__ = ["Run", "Scorer", "evaluate", "load", "train"]
+__all__ = ["Run", "Scorer", "evaluate", "export_run", "load", "train"]
 
 
 def __getattr__(name: str):

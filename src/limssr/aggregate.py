@@ -30,7 +30,9 @@ def aggregate_seeds(results: list[Results]) -> dict:
     for key in names + ["average"]:
         rows = [r["subsets"][key] if key != "average" else r["average"] for r in results]
         entry = {}
-        for metric in ("spearman", "mse"):
+        for metric in ("spearman", "mse", "rl2"):
+            if metric == "rl2" and not all("rl2" in row for row in rows):
+                continue  # results.json from before R-l2 was reported
             values = np.array([row[metric] for row in rows], dtype=float)
             entry[metric] = float(values.mean())
             entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0

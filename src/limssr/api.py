@@ -22,6 +22,7 @@ from typing import Any
 
 from limssr import runs
 from limssr.config import ConfigError, ConfigSource, RunConfig, preset_names, with_data
+from limssr.export import resolve
 from limssr.scorer import Scorer
 
 SHORTCUTS = {"backbone": "model.backbone", "method": "method", "seed": "seed", "epochs": "train.epochs"}
@@ -84,6 +85,14 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, show: bool = F
     return runs.evaluate(run_dir, data_path=None if data is None else str(data), show=show)[0]
 
 
-def load(run_dir: str | Path) -> Scorer:
-    """A trained run ready to score arrays: `load(dir).predict({"video": (T, D) array, ...})`."""
-    return Scorer.from_run(run_dir)
+def load(run_dir: str | Path, allow_download: bool = False) -> Scorer:
+    """A trained run ready to score arrays: `load(dir).predict({"video": (T, D) array, ...})`.
+    `run_dir` may also be a folder from `export_run`, or `hub:OWNER/NAME@REVISION` for one on the
+    Hugging Face Hub (fetched only with `allow_download=True`, and only pinned to a revision)."""
+    return Scorer.from_run(resolve(run_dir, allow_download=allow_download))
+
+
+def export_run(run_dir: str | Path, out: str | Path, base_model: str | None = None,
+               revision: str | None = None) -> Path:
+    """Write a finished run as a shareable folder (PEFT adapter, heads, config, model card)."""
+    return runs.export_run(run_dir, out, base_model=base_model, revision=revision)

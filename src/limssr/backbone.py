@@ -78,8 +78,9 @@ def default_backbone_dir(root: Path | None = None) -> Path:
     if digest != DEFAULT_GGUF_SHA256:
         raise BackboneError(f"'{gguf}' has sha256 {digest}, expected {DEFAULT_GGUF_SHA256}; "
                             f"the file is damaged or not the expected release ({DEFAULT_INSTALL})")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=DEFAULT_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=DEFAULT_GGUF, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=DEFAULT_GGUF, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=DEFAULT_GGUF, dtype=torch.float32,
+                                                 local_files_only=True)
     if getattr(model, "hf_quantizer", None) is not None:  # transformers 5 keeps a GGUF marker
         model.hf_quantizer.remove_quantization_config(model)
     tokenizer.eos_token = tokenizer.pad_token = EOS_TOKEN

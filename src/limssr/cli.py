@@ -145,20 +145,41 @@ def train(args, argv) -> int:
 # ------------------------------------------------------------------------------ evaluate, predict
 
 
+RUN_HELP = ("a run directory, a folder from `limssr export`, or hub:OWNER/NAME@REVISION (an exported model "
+            "on the Hugging Face Hub; needs --allow-download)")
+
+
+def _model_source(args, out_given: bool) -> str:
+    """The local folder RUN_DIR names: a hub id is fetched (pinned, when allowed) into the Hub's cache,
+    which is not a place to write results, so it needs --out."""
+    from limssr.export import resolve
+
+    local = resolve(args.run_dir, allow_download=args.allow_download)
+    if str(local) != args.run_dir and not out_given:
+        raise SystemExit(f"error: {args.run_dir}: a model from the Hub needs --out (results are not written "
+                         "into the Hub's cache)")
+    return str(local)
+
+
 def evaluate_arguments(e: argparse.ArgumentParser) -> None:
-    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("run_dir", metavar="RUN_DIR", help=RUN_HELP)
     e.add_argument("--data", metavar="DIR", help=f"{DATA_HELP} (default: the data the run was trained on)")
+    e.add_argument("--out", metavar="DIR", help="directory for the results (default: a new RUN_DIR/eval*)")
+    e.add_argument("--allow-download", action="store_true", help="let RUN_DIR be a hub: id (pinned to a revision)")
 
 
 def evaluate(args, argv) -> int:
     from limssr import runs
 
-    runs.evaluate(args.run_dir, data_path=args.data)
+    source = _model_source(args, out_given=args.out is not None)
+    if args.out is not None and Path(args.out).exists():
+        raise SystemExit(f"error: '{args.out}' already exists; choose another --out")
+    runs.evaluate(source, data_path=args.data, out_dir=Path(args.out) if args.out else None)
     return 0
 
 
 def predict_arguments(r: argparse.ArgumentParser) -> None:
-    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("run_dir", metavar="RUN_DIR", help=RUN_HELP)
     r.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="a .npz file, a directory of them, a generic-layout directory, or video files")
     r.add_argument("--out", metavar="FILE", help="CSV to write (default: RUN_DIR/predictions/INPUT.csv)")
@@ -169,6 +190,7 @@ def predict(args, argv) -> int:
     from limssr.extract.decode import VIDEO_SUFFIXES
     from limssr.scorer import predict_files, predict_videos
 
+    args.run_dir = _model_source(args, out_given=args.out is not None)
     videos = [p for p in args.inputs if Path(p).suffix.lower() in VIDEO_SUFFIXES]
     if videos:
         if len(videos) != len(args.inputs):
@@ -180,6 +202,27 @@ def predict(args, argv) -> int:
     if len(args.inputs) != 1:
         raise SystemExit("error: give one feature input (.npz file or directory), or video files")
     predict_files(args.run_dir, args.inputs[0], out=args.out)
+    return 0
+
+
+# -------------------------------------------------------------------------------------- export
+
+
+def export_arguments(x: argparse.ArgumentParser) -> None:
+    x.add_argument("run_dir", metavar="RUN_DIR")
+    x.add_argument("out", metavar="OUT", help="the folder to write (must not exist)")
+    x.add_argument("--base-model", metavar="HUB_ID",
+                   help="the backbone's name on a model hub, written into adapter_config.json "
+                        "(default: known for `default`, else the backbone spec)")
+    x.add_argument("--revision", metavar="REV", help="the backbone's revision on that hub")
+
+
+def export(args, argv) -> int:
+    from limssr import runs
+
+    out = runs.export_run(args.run_dir, args.out, base_model=args.base_model, revision=args.revision)
+    print(f"exported {args.run_dir} to {out}/ (PEFT adapter, limssr heads, config.json, README.md model card); "
+          f"load it with limssr.load('{out}') or `limssr predict {out} INPUT`")
     return 0
 
 
@@ -200,7 +243,8 @@ def _extractor_arguments(p: argparse.ArgumentParser, default_note: str) -> None:
                    help="small randomly initialised variants of the extractors (for tests and smoke runs)")
     p.add_argument("--device", default="auto", help="auto (a GPU when present), cpu or cuda")
     p.add_argument("--batch", type=int, default=4, help="clips per forward pass (default 4)")
-    p.add_argument("--allow-download", action="store_true", help="let `download` weights fetch from their hubs")
+    p.add_argument("--allow-download", action="store_true",
+                   help="let `download` weights fetch from their hubs (predict: and RUN_DIR be a hub: id)")
 
 
 def _need_video_extra() -> None:
@@ -266,6 +310,22 @@ def summarize(args, argv) -> int:
     from limssr import runs
 
     runs.summarize(args.run_dirs, out=args.out)
+    return 0
+
+
+def plot_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (its newest eval*) or an eval* directory")
+    p.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: the evaluation directory)")
+
+
+def plot(args, argv) -> int:
+    from limssr.plots import CURVES, plot_run
+
+    written = plot_run(args.run_dir, out=args.out)
+    for path in written:
+        print(path)
+    if not any(p.name == CURVES for p in written):
+        print("(no training log, logs/metrics.csv, in the run directory: no curves.png)")
     return 0
 
 
@@ -455,13 +515,18 @@ VERBS = [
          "subset at the end.", train_arguments, train),
     Verb("evaluate", "score a trained run on every modality subset",
          "Evaluate a run's model on the test split under every non-empty modality subset; writes "
-         "results.json/.md/.csv, predictions.csv and results.png into a new RUN_DIR/eval* directory.",
+         "results.json/.md/.csv, predictions.csv and the plots into a new RUN_DIR/eval* directory (or --out).",
          evaluate_arguments, evaluate),
     Verb("predict", "score new samples that have any subset of modalities, or video files",
          "Score unlabelled samples. INPUT is a .npz file (one array (T, D) per modality name; leave out the "
          "missing ones), a directory of .npz files, a generic-layout directory, or video files (extracted as the "
          "run's training data was, see `limssr extract`). Writes name, score and the modalities present.",
          predict_arguments, predict),
+    Verb("export", "a trained run as a shareable folder (PEFT adapter, heads, model card)",
+         "Write RUN_DIR as a folder a model hub understands: the LoRA adapter in PEFT's format "
+         "(adapter_config.json, adapter_model.safetensors) naming its base model, the LIMSSR heads and added "
+         "tokens (limssr_heads.safetensors), config.json and a README.md model card with the 7-subset results. "
+         "`limssr evaluate`/`predict` and limssr.load accept the folder.", export_arguments, export),
     Verb("extract", "video files -> per-clip features (Video Swin, AST, RAFT + I3D) in the generic layout",
          "Decode videos with PyAV at --fps, cut them into clips of --clip frames (one time grid for every "
          "modality), run one extractor per modality and write OUT/features/<modality>/<name>.npy (T, D), "
@@ -473,6 +538,11 @@ VERBS = [
          "Collect the newest evaluation of each run (or the summary of a multi-seed directory), one per score "
          "type of a dataset, into one table with the Fisher-z average over score types (labelled apart from the "
          "average over subsets).", summarize_arguments, summarize),
+    Verb("plot", "scatter, residual, calibration and training-curve plots of a run",
+         "Plot a run's newest evaluation from its predictions.csv: predicted against true score and residuals "
+         "against the label per subset, calibration by label bin, and the training/validation curves from "
+         "logs/metrics.csv. Writes scatter.png, residuals.png, calibration.png and curves.png into the evaluation "
+         "directory (or --out) and prints their paths.", plot_arguments, plot),
     Verb("benchmark", "methods x training regimes x seeds -> one comparison table",
          "Train and evaluate several methods (LIMSSR, its ablations, the baselines) under one or both training "
          "regimes (strict: every training sample misses a modality; complete: complete training data) for "
@@ -528,10 +598,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from limssr.checkpoint import CheckpointError
     from limssr.config import ConfigError
     from limssr.data import DataError
+    from limssr.export import ExportError
     from limssr.extract.decode import ExtractError
+    from limssr.plots import PlotError
     from limssr.runs import RunError
 
-    return ConfigError, DataError, BackboneError, CheckpointError, RunError, ExtractError, FileExistsError
+    return (ConfigError, DataError, BackboneError, CheckpointError, RunError, ExtractError, ExportError,
+            PlotError, FileExistsError)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -163,6 +163,9 @@ class TrainConfig:
     nonfinite: str = "stop"  # a NaN/Inf loss: "stop" (keeping the last checkpoint) or "skip" the batch
     deterministic: bool = False
     log_every_n_steps: int = 5
+    # where training metrics go: any of "csv" (RUN_DIR/logs/metrics.csv, what `limssr plot` reads),
+    # "tensorboard", "wandb", "mlflow" (Lightning's loggers; each needs the extra of that name)
+    loggers: list[str] = field(default_factory=lambda: ["csv"])
 
 
 @dataclass
@@ -427,6 +430,9 @@ CHOICES = {
 }
 
 
+LOGGERS = ("csv", "tensorboard", "wandb", "mlflow")
+
+
 def validate(cfg: RunConfig) -> None:
     """Checks that need more than one field or a value range."""
     for key, allowed in CHOICES.items():
@@ -460,6 +466,10 @@ def validate(cfg: RunConfig) -> None:
     if cfg.data.source != "synthetic" and not cfg.data.path:
         raise ConfigError(f"config key 'data.path' is required when data.source is '{cfg.data.source}' "
                           "(use --data DIR)")
+    unknown = [name for name in cfg.train.loggers if name not in LOGGERS]
+    if unknown or len(set(cfg.train.loggers)) != len(cfg.train.loggers):
+        raise ConfigError(f"config key 'train.loggers' takes distinct names from {', '.join(LOGGERS)}; "
+                          f"got {cfg.train.loggers}")
     if not 0 <= cfg.data.val_fraction < 1:
         raise ConfigError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.train.selection == "val" and cfg.data.val_fraction == 0:

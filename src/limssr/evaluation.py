@@ -2,8 +2,19 @@
 
 For each non-empty subset the test set is scored with exactly that subset shown (intersected with
 what each sample actually has; a sample left with nothing is skipped and not counted in `n`).
-"Average" is over the incomplete subsets: Fisher-z mean of Spearman, arithmetic mean of MSE. The
-complete subset is reported on its own. MSE is in raw score units.
+"Average" is over the incomplete subsets: Fisher-z mean of Spearman, arithmetic mean of MSE and of
+R-l2. The complete subset is reported on its own. MSE is in raw score units.
+
+R-l2 (relative L2, CoRe / FineDiving): mean of ((|label - score|) / (max - min))^2 with max and min
+the largest and smallest label among the scored test samples (every subset of one evaluation uses
+the same range, kept in results["rl2_range"]; results.json holds it unscaled, the tables x 100).
+The test labels are used because results carry no training labels, and CoRe's and FineDiving's
+code normalise by the test labels' range too; `subset_results(label_range=...)` overrides it.
+
+Spearman intervals (`spearman_ci`, [lo, hi]): 95% percentile bootstrap over the test samples, 2000
+resamples, seed 0 (reproducible). One draw of the test samples (matched by name) is shared by every
+subset, so the interval of the average is that of the Fisher-z mean over the incomplete subsets of
+one resampled test set (a sample a subset skipped is left out of that subset's replicate).
 """
 
 from __future__ import annotations
@@ -15,15 +26,23 @@ import numpy as np
 import torch
 
 from limssr.data.dataset import AQADataset, Batch, hide
-from limssr.metrics import fisher_z_mean, mse, spearman
+from limssr.metrics import (BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_indices,
+                             fisher_z_mean, fisher_z_rows, mse, percentile_interval, rl2, spearman,
+                             spearman_replicates)
 from limssr.precision import autocast_for
 from limssr.subsets import all_subsets, subset_name
 
 
-class SubsetMetrics(TypedDict):
+class _SubsetMetrics(TypedDict):
     spearman: float
     mse: float  # raw score units
     n: int
+
+
+class SubsetMetrics(_SubsetMetrics, total=False):
+    # absent from results.json files written before these were added
+    spearman_ci: list[float] | None  # [lo, hi], 95% percentile bootstrap; None: fewer than 3 samples
+    rl2: float  # relative L2, unscaled (tables show x 100)
 
 
 class Protocol(TypedDict, total=False):
@@ -43,6 +62,8 @@ class Results(TypedDict, total=False):
     average_over: list[str]  # the incomplete subsets
     baseline_train_mean_mse: dict[str, float]  # MSE of always predicting the training mean
     train_mean: float
+    rl2_range: list[float]  # [min, max] of the labels R-l2 is normalised by (the test labels)
+    bootstrap: dict  # how spearman_ci was drawn: method, resamples, seed, level
     dataset: str
     modalities: list[str]
     score_range: float
@@ -113,18 +134,58 @@ def evaluate_subsets(model, dataset: AQADataset, loader, device: torch.device,
     return results
 
 
-def subset_results(preds: dict[str, Predictions], modalities: list[str], train_mean: float) -> Results:
-    """Per-subset Spearman / MSE / n, the average over incomplete subsets, and the train-mean baseline."""
+def subset_results(preds: dict[str, Predictions], modalities: list[str], train_mean: float,
+                   label_range: tuple[float, float] | None = None, resamples: int = BOOTSTRAP_RESAMPLES,
+                   seed: int = BOOTSTRAP_SEED, level: float = BOOTSTRAP_LEVEL) -> Results:
+    """Per-subset Spearman (with its bootstrap interval) / MSE / R-l2 / n, the average over the
+    incomplete subsets, and the train-mean baseline. `label_range`: (min, max) R-l2 normalises by;
+    default the min and max of the labels of every scored test sample (see the module docstring)."""
     complete = subset_name([True] * len(modalities), modalities)
+    if label_range is None:
+        labels = [x for p in preds.values() for x in p.label]
+        label_range = (min(labels), max(labels)) if labels else (float("nan"), float("nan"))
+    lo, hi = float(label_range[0]), float(label_range[1])
+    boot = _joint_spearman_replicates(preds, resamples, seed)
     subsets, baseline = {}, {}
     for name, p in preds.items():
-        subsets[name] = {"spearman": spearman(p.score, p.label), "mse": mse(p.score, p.label), "n": len(p.names)}
+        subsets[name] = {"spearman": spearman(p.score, p.label), "mse": mse(p.score, p.label), "n": len(p.names),
+                         "spearman_ci": percentile_interval(boot[name], level) if len(p.names) >= 3 else None,
+                         "rl2": rl2(p.score, p.label, lo, hi)}
         baseline[name] = mse([train_mean] * len(p.label), p.label)
     incomplete = [n for n in subsets if n != complete and subsets[n]["n"] > 0]
     average = {
         "spearman": fisher_z_mean([subsets[n]["spearman"] for n in incomplete]) if incomplete else float("nan"),
         "mse": float(np.mean([subsets[n]["mse"] for n in incomplete])) if incomplete else float("nan"),
         "n": int(sum(subsets[n]["n"] for n in incomplete)),
+        "spearman_ci": (percentile_interval(fisher_z_rows(np.stack([boot[n] for n in incomplete], axis=1)), level)
+                        if incomplete and all(subsets[n]["spearman_ci"] is not None for n in incomplete) else None),
+        "rl2": float(np.mean([subsets[n]["rl2"] for n in incomplete])) if incomplete else float("nan"),
     }
     return {"subsets": subsets, "average": average, "complete_subset": complete,
-            "average_over": incomplete, "baseline_train_mean_mse": baseline, "train_mean": train_mean}
+            "average_over": incomplete, "baseline_train_mean_mse": baseline, "train_mean": train_mean,
+            "rl2_range": [lo, hi],
+            "bootstrap": {"method": "percentile, over test samples, one draw shared by every subset",
+                          "resamples": resamples, "seed": seed, "level": level}}
+
+
+def _joint_spearman_replicates(preds: dict[str, Predictions], resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """Per subset, its Spearman on each of `resamples` draws of the test samples, one draw shared by
+    every subset: samples are matched by name (the k-th occurrence of a name with the k-th)."""
+    keys: dict[tuple[str, int], int] = {}
+    positions = {}
+    for name, p in preds.items():
+        seen: dict[str, int] = {}
+        pos = []
+        for sample in p.names:
+            k = seen[sample] = seen.get(sample, -1) + 1
+            pos.append(keys.setdefault((sample, k), len(keys)))
+        positions[name] = np.asarray(pos, dtype=np.int64)
+    idx = bootstrap_indices(len(keys), resamples, seed)
+    out = {}
+    for name, p in preds.items():
+        score, label = np.zeros(len(keys)), np.zeros(len(keys))
+        present = np.zeros(len(keys), dtype=bool)
+        score[positions[name]], label[positions[name]] = p.score, p.label
+        present[positions[name]] = True
+        out[name] = spearman_replicates(score, label, idx, present)
+    return out

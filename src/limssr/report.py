@@ -1,6 +1,9 @@
-"""Writing results: a printed table, Markdown, CSV, JSON, per-sample predictions and a plot.
+"""Writing results: a printed table, Markdown, CSV, JSON, per-sample predictions and plots.
 
-Every file is written under a temporary name and renamed into place.
+Every file is written under a temporary name and renamed into place. The tables show R-l2 x 100
+(results.json and results.csv hold it unscaled, key `rl2`) and the Spearman bootstrap interval
+beside Spearman; results.json files from before those were added have neither, and their tables
+show "-" for R-l2 and no interval.
 """
 
 from __future__ import annotations
@@ -10,14 +13,19 @@ import io
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 from matplotlib.figure import Figure
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from limssr import plots
 from limssr.atomic import atomic_write_text, temp_sibling
 from limssr.evaluation import Predictions, Results
+
+RL2_SCALE = 100.0  # R-l2 is shown x 100 in the tables, as CoRe and FineDiving report it
 
 
 def _rows(results: Results) -> list[dict]:
@@ -26,14 +34,33 @@ def _rows(results: Results) -> list[dict]:
     rows = []
     for name, r in results["subsets"].items():
         rows.append({"subset": "{" + ",".join(name) + "}", "key": name, "spearman": r["spearman"],
-                     "mse": r["mse"], "mse_train_mean": results["baseline_train_mean_mse"][name], "n": r["n"]})
+                     **_ci(r), "mse": r["mse"], "rl2": r.get("rl2"),
+                     "mse_train_mean": results["baseline_train_mean_mse"][name], "n": r["n"]})
     avg = results["average"]
-    rows.append({"subset": "Average (incomplete)", "key": "average", "spearman": avg["spearman"], "mse": avg["mse"],
+    rows.append({"subset": "Average (incomplete)", "key": "average", "spearman": avg["spearman"], **_ci(avg),
+                 "mse": avg["mse"], "rl2": avg.get("rl2"),
                  "mse_train_mean": _mean([results["baseline_train_mean_mse"][n] for n in results["average_over"]]),
                  "n": avg["n"]})
     for row in rows:
         row["noise_ceiling"] = ceiling
     return rows
+
+
+def _ci(entry: dict) -> dict:
+    ci = entry.get("spearman_ci")
+    return {"spearman_lo": ci[0] if ci else None, "spearman_hi": ci[1] if ci else None}
+
+
+def _spearman_cell(row: dict, digits: int = 3) -> str:
+    """`0.7840 [0.712, 0.843]`: Spearman and its 95% bootstrap interval (none in older results)."""
+    text = _fmt(row["spearman"], 4)
+    if row.get("spearman_lo") is not None and row.get("spearman_hi") is not None:
+        text += f" [{row['spearman_lo']:.{digits}f}, {row['spearman_hi']:.{digits}f}]"
+    return text
+
+
+def _rl2_cell(row: dict) -> str:
+    return "-" if row.get("rl2") is None else _fmt(row["rl2"] * RL2_SCALE, 3)
 
 
 def _mean(xs: list[float]) -> float:
@@ -58,9 +85,10 @@ def _title(results: Results) -> str:
 
 def markdown(results: Results) -> str:
     lines = [f"### {_title(results)}", "",
-             "| Subset | Spearman | MSE | MSE of train mean | n |", "|---|---:|---:|---:|---:|"]
+             "| Subset | Spearman [95% CI] | MSE | R-l2 x100 | MSE of train mean | n |",
+             "|---|---:|---:|---:|---:|---:|"]
     for r in _rows(results):
-        lines.append(f"| {r['subset']} | {_fmt(r['spearman'], 4)} | {_fmt(r['mse'], 2)} | "
+        lines.append(f"| {r['subset']} | {_spearman_cell(r)} | {_fmt(r['mse'], 2)} | {_rl2_cell(r)} | "
                      f"{_fmt(r['mse_train_mean'], 2)} | {r['n']} |")
     lines.append("")
     lines.append(_footer(results))
@@ -68,8 +96,18 @@ def markdown(results: Results) -> str:
 
 
 def _footer(results: Results) -> str:
-    parts = ["Average: Fisher-z mean of Spearman and mean MSE over the incomplete subsets; "
-             "MSE in raw score units."]
+    has_rl2 = any("rl2" in r for r in list(results["subsets"].values()) + [results["average"]])
+    means = ", mean MSE and R-l2" if has_rl2 else " and mean MSE"
+    parts = [f"Average: Fisher-z mean of Spearman{means} over the incomplete subsets; MSE in raw score units."]
+    if has_rl2:
+        span = results.get("rl2_range")
+        parts.append("R-l2 x100: mean of (|label - score| / (max - min))^2, times 100; max and min of the test labels"
+                     + (f" ({span[1]:.4g}, {span[0]:.4g})." if span else "."))
+    boot = results.get("bootstrap")
+    if boot:
+        parts.append(f"[lo, hi]: {100 * boot.get('level', 0.95):g}% percentile bootstrap over the test samples "
+                     f"({boot.get('resamples')} resamples, seed {boot.get('seed')}); for the average, of the "
+                     "Fisher-z mean, the samples drawn jointly for every subset.")
     if results.get("noise_ceiling") is not None:
         parts.append(f"Noise ceiling (Spearman of the noise-free score with the label): "
                      f"{results['noise_ceiling']:.4f}.")
@@ -78,18 +116,20 @@ def _footer(results: Results) -> str:
 
 def print_table(results: Results, console: Console | None = None) -> None:
     console = console or Console()
-    table = Table(title=_title(results), caption=_footer(results))
-    for col, justify in [("Subset", "left"), ("Spearman", "right"), ("MSE", "right"),
-                         ("MSE of train mean", "right"), ("n", "right")]:
-        table.add_column(col, justify=justify)
+    table = Table(title=escape(_title(results)), caption=escape(_footer(results)))
+    for col, justify in [("Subset", "left"), ("Spearman [95% CI]", "right"), ("MSE", "right"),
+                         ("R-l2 x100", "right"), ("MSE of train mean", "right"), ("n", "right")]:
+        table.add_column(col, justify=justify, no_wrap=col.startswith("Spearman"))
     for r in _rows(results):
-        table.add_row(r["subset"], _fmt(r["spearman"], 4), _fmt(r["mse"], 2), _fmt(r["mse_train_mean"], 2),
-                      str(r["n"]), end_section=r["key"] == results["complete_subset"])
+        table.add_row(r["subset"], escape(_spearman_cell(r, 2)), _fmt(r["mse"], 2), _rl2_cell(r),
+                      _fmt(r["mse_train_mean"], 2), str(r["n"]), end_section=r["key"] == results["complete_subset"])
     console.print(table)
 
 
 def write_results(results: Results, preds: dict[str, Predictions], out_dir: Path) -> list[Path]:
-    """results.json, results.md, results.csv, predictions.csv and results.png in `out_dir`."""
+    """results.json, results.md, results.csv, predictions.csv, results.png and the per-subset plots
+    (scatter.png, residuals.png, calibration.png; see limssr.plots) in `out_dir`, plus curves.png when
+    the run directory above it holds logs/metrics.csv. Returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     path = out_dir / "results.json"
@@ -120,6 +160,13 @@ def write_results(results: Results, preds: dict[str, Predictions], out_dir: Path
     atomic_write_text(path, buf.getvalue())
     written.append(path)
     written.append(plot_results(results, out_dir / "results.png"))
+    written += plots.plot_predictions(plots.from_predictions(preds), out_dir, _title(results))
+    log = out_dir.parent / plots.METRICS_FILE
+    if log.is_file():
+        try:  # a damaged training log costs the curves only, never the evaluation
+            written.append(plots.plot_curves(plots.read_curves(log), out_dir / plots.CURVES, _title(results)))
+        except (ValueError, OSError) as err:  # plots.PlotError is a ValueError
+            warnings.warn(f"training curves not plotted: {err}", stacklevel=2)
     return written
 
 

@@ -3,6 +3,7 @@
 A run directory holds everything needed to reproduce and reuse a run:
 
     config.yaml              the resolved configuration (dims and modalities filled from the data)
+    env.json                 the software and machine of the latest training attempt (not compared on reuse)
     train_masks.csv          the fixed training masks (strict protocol)
     logs/metrics.csv         training curves (CSV logger)
     checkpoints/last.safetensors   full training state, for --resume (pickle-free)
@@ -12,6 +13,7 @@ A run directory holds everything needed to reproduce and reuse a run:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -29,12 +31,16 @@ from limssr.checkpoint import CheckpointError, load_training_checkpoint, load_we
 from limssr.config import RunConfig, config_from_dict
 from limssr.data import DataError, SampleSet, load_data
 from limssr.data.loaders import make_dataset, make_loader
+from limssr.environment import environment
 from limssr.evaluation import Results, evaluate_subsets, subset_results
+from limssr.export import CONFIG as EXPORT_CONFIG
+from limssr.export import is_export, load_export, write_export
 from limssr.precision import best_device, resolve_precision
 from limssr.report import atomic_write_text, print_table, write_results
 from limssr.subsets import subset_name
 from limssr.training import (BEST_CHECKPOINT, LAST_CHECKPOINT, LimssrDataModule, TrainingModule, TrainingTime,
-                             best_validation_score, build_model, is_worker_process, make_trainer, selection_label)
+                             best_validation_score, build_model, check_loggers, is_worker_process, make_trainer,
+                             selection_label)
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -42,22 +48,38 @@ SELECTION_FILE = "selection.json"
 DATA_FILE = "data.json"  # the fingerprint of the data the run was trained on
 TIMING_FILE = "timing.json"  # wall and CPU seconds spent training, over every attempt
 EXTRACT_FILE = "extract.json"  # how the data's features were extracted from video (`limssr extract`), if they were
+ENV_FILE = "env.json"  # limssr.environment(): versions, git commit, machine; a record, never a config
 # config keys that change where a run reads from or how it reports, never what it computes
-PRESENTATION_KEYS = ("name", "data.path", "train.num_workers", "train.log_every_n_steps")
+PRESENTATION_KEYS = ("name", "data.path", "train.num_workers", "train.log_every_n_steps", "train.loggers")
 
 
 class RunError(RuntimeError):
     """A run directory cannot be created, resumed or read; the message names the path."""
 
 
-def quiet_libraries() -> None:
-    """Silence library chatter that says nothing actionable to a limssr user."""
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*number of training batches.*")
-    warnings.filterwarnings("ignore", message=".*`isinstance\\(treespec, LeafSpec\\)`.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    logging.getLogger("lightning.pytorch.accelerators.cuda").setLevel(logging.WARNING)
+QUIET_WARNINGS = (".*is_gradient_checkpointing.*", ".*does not have many workers.*",
+                  ".*number of training batches.*", ".*`isinstance\\(treespec, LeafSpec\\)`.*",
+                  ".*Checkpoint directory .* exists and is not empty.*")
+QUIET_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda")
+
+
+@contextlib.contextmanager
+def quiet_libraries():
+    """While training, scoring or predicting (a context manager and a decorator): silence library
+    chatter that says nothing actionable to a limssr user. Warning filters and logger levels are
+    restored afterwards, so the caller's process keeps its own."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        for message in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        for lg in loggers:
+            lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
 
 
 def resolve(cfg: RunConfig, data: SampleSet) -> RunConfig:
@@ -192,6 +214,8 @@ def train_then_evaluate(cfg: RunConfig | None, out: str | Path | None = None, re
 
 
 def read_run_config(run_dir: Path) -> RunConfig:
+    if is_export(run_dir):
+        return config_from_dict(json.loads((Path(run_dir) / EXPORT_CONFIG).read_text(encoding="utf-8"))["config"])
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise RunError(f"'{run_dir}' is not a limssr run directory ({CONFIG_FILE} is missing)")
@@ -211,14 +235,16 @@ def _write_masks(run_dir: Path, dm: LimssrDataModule, modalities: list[str]) -> 
     atomic_write_text(run_dir / "train_masks.csv", buf.getvalue())
 
 
+@quiet_libraries()
 def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Path | None = None,
           progress: bool = True, callbacks: list | None = None,
           data: SampleSet | None = None) -> tuple[Path, TrainingModule, SampleSet]:
     """Train a model; with `resume`, continue the run in that directory from its last checkpoint
     (its saved config is used and `cfg` is ignored). `callbacks` are extra Lightning callbacks;
     `data`, the already loaded data of the config (read from it otherwise)."""
-    quiet_libraries()
     worker = is_worker_process()
+    if cfg is not None:
+        check_loggers(cfg.train.loggers)  # a missing logger library is refused before anything is written
     if resume is not None:
         run_dir = Path(resume)
         cfg = read_run_config(run_dir)
@@ -228,7 +254,9 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
                            f"`limssr evaluate {run_dir}`")
         if not ckpt.is_file():
             raise RunError(f"'{run_dir}' has no checkpoint to resume from ({ckpt} is missing)")
-    elif worker:  # the main process has made the run directory and launched this one
+    elif worker:  # the main process (rank 0) makes the run directory; this one only trains
+        if out is None:
+            raise RunError("a multi-process run needs --out: every process must name the same run directory")
         run_dir, ckpt = Path(out), None
     else:
         run_dir, ckpt = prepare_run_dir(out, cfg), None
@@ -242,6 +270,7 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
         if ckpt is None:
             atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
             write_data_record(run_dir, data)
+        atomic_write_text(run_dir / ENV_FILE, json.dumps(environment(), indent=2) + "\n")  # every attempt, a resume too
     dm = LimssrDataModule(cfg, data)
     if not worker:
         _write_masks(run_dir, dm, cfg.model.modalities)
@@ -306,8 +335,12 @@ def summarize(run_dirs: list[str | Path], out: str | Path | None = None, show: b
 
 
 def load_trained(run_dir: str | Path):
-    """(config, model) of a finished run, the model in eval mode on the best available device."""
+    """(config, model) of a finished run or an export folder (`limssr export`), the model in eval
+    mode on the best available device."""
     run_dir = Path(run_dir)
+    if is_export(run_dir):
+        cfg, model = load_export(run_dir)
+        return cfg, model.to(best_device()).eval()
     weights = run_dir / WEIGHTS_FILE
     if not weights.is_file():
         hint = (f"; training did not finish - continue it with `limssr train --resume {run_dir}`"
@@ -327,10 +360,25 @@ def load_trained(run_dir: str | Path):
     return cfg, model.to(best_device()).eval()
 
 
+def export_run(run_dir: str | Path, out: str | Path, base_model: str | None = None,
+               revision: str | None = None) -> Path:
+    """Write a finished run as an export folder (see limssr.export): PEFT adapter, heads, config,
+    model card with the run's latest 7-subset results."""
+    run_dir = Path(run_dir)
+    if is_export(run_dir):
+        raise RunError(f"'{run_dir}' is an export already")
+    cfg, model = load_trained(run_dir)
+    evals = sorted((p for p in run_dir.glob("eval*") if (p / "results.json").is_file()),
+                   key=lambda p: p.stat().st_mtime)
+    results = json.loads((evals[-1] / "results.json").read_text(encoding="utf-8")) if evals else None
+    return write_export(cfg, model.cpu(), out, results=results, run_dir=run_dir, base_model=base_model,
+                        revision=revision)
+
+
+@quiet_libraries()
 def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg: RunConfig | None = None,
              data: SampleSet | None = None, out_dir: Path | None = None, show: bool = True) -> tuple[Results, Path]:
     """Score the run's model on every subset of the test split and write the report files."""
-    quiet_libraries()
     run_dir = Path(run_dir)
     if model is None:
         cfg, model = load_trained(run_dir)
@@ -364,12 +412,14 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
         "backbone": cfg.model.backbone,
         "seed": cfg.seed,
         "eval_seconds": round(time.time() - t0, 1),
+        "env": environment(),  # of this evaluation (the training's is the run's env.json)
     })
     out_dir = out_dir or unique_dir(run_dir / "eval")
     write_results(results, preds, out_dir)
     if show:
         print_table(results)
-        print(f"results written to {out_dir}/ (results.json, results.md, results.csv, predictions.csv, results.png)")
+        print(f"results written to {out_dir}/ (results.json/.md/.csv, predictions.csv; results.png, scatter.png, "
+              "residuals.png, calibration.png, curves.png)")
     return results, out_dir
 
 

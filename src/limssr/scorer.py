@@ -77,9 +77,9 @@ class Scorer:
         return np.array([preds.score[order[str(i)]] for i in range(len(items))], dtype=float)
 
 
+@quiet_libraries()
 def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | None = None, show: bool = True) -> Path:
     """Score unlabelled samples with any subset of modalities; writes name, score and what was shown."""
-    quiet_libraries()
     run_dir = Path(run_dir)
     scorer = Scorer.from_run(run_dir)
     preds = scorer.predict_samples(read_unlabelled(inputs, scorer.modalities), where=str(inputs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from pathlib import Path
@@ -12,15 +13,28 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from limssr.checkpoint import SafetensorsCheckpointIO
-from limssr.config import RunConfig
+from limssr.config import ConfigError, RunConfig
 from limssr.precision import resolve_precision
 from limssr.training.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT, SELECTION_METRIC, BestCheckpoint, LastCheckpoint
 from limssr.training.datamodule import MaskLogWriter
 
 
+def process_rank() -> int:
+    """This process's global rank, read as Lightning reads it: from the cluster environment that
+    launched the processes (SLURM under `srun`, torchelastic / `torchrun`, LSF), else from the
+    variables Lightning sets in the processes it launches itself (RANK, LOCAL_RANK, NODE_RANK; the
+    same ones a Kubeflow PyTorchJob sets)."""
+    from lightning.fabric.plugins.environments import LSFEnvironment, SLURMEnvironment, TorchElasticEnvironment
+
+    for env in (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment):
+        if env.detect():
+            return int(env().global_rank())
+    return max(int(os.environ.get(k, "0") or 0) for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
 def is_worker_process() -> bool:
-    """True in the extra processes a multi-process (DDP) run launches: they train but write nothing."""
-    return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    """True in the extra processes of a multi-process (DDP) run: they train but write nothing."""
+    return process_rank() > 0
 
 
 def csv_logger(run_dir: Path) -> CSVLogger:
@@ -41,10 +55,55 @@ def csv_logger(run_dir: Path) -> CSVLogger:
     return logger
 
 
+# logger -> (the limssr extra that installs it, the modules any one of which it can write with)
+LOGGER_EXTRAS = {"tensorboard": ("tensorboard", ("tensorboard", "tensorboardX")),
+                 "wandb": ("wandb", ("wandb",)), "mlflow": ("mlflow", ("mlflow",))}
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def check_loggers(names: list[str]) -> None:
+    """Refuse, before anything is written, a logger whose library is not installed (ConfigError
+    naming the extra to install)."""
+    for name in names:
+        if name in LOGGER_EXTRAS and not any(_installed(m) for m in LOGGER_EXTRAS[name][1]):
+            extra = LOGGER_EXTRAS[name][0]
+            raise ConfigError(f"train.loggers: '{name}' needs its library; install the extra: "
+                              f"pip install 'limssr[{extra}]'")
+
+
+def make_loggers(cfg: RunConfig, run_dir: Path) -> list:
+    """Lightning's own loggers for `train.loggers`, all writing under (or named after) run_dir.
+    Weights & Biases and MLflow read their usual environment (WANDB_PROJECT, WANDB_MODE,
+    MLFLOW_TRACKING_URI, ...); without a tracking URI MLflow writes into run_dir/mlruns."""
+    check_loggers(cfg.train.loggers)
+    loggers = []
+    for name in cfg.train.loggers:
+        if name == "csv":
+            loggers.append(csv_logger(run_dir))
+        elif name == "tensorboard":
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(str(run_dir), name="logs", version="tensorboard", default_hp_metric=False))
+        elif name == "wandb":
+            from lightning.pytorch.loggers import WandbLogger
+
+            loggers.append(WandbLogger(project=os.environ.get("WANDB_PROJECT", "limssr"), name=run_dir.name,
+                                       save_dir=str(run_dir)))
+        elif name == "mlflow":
+            from lightning.pytorch.loggers import MLFlowLogger
+
+            loggers.append(MLFlowLogger(experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME", "limssr"),
+                                        run_name=run_dir.name, tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")
+                                        or (run_dir.resolve() / "mlruns").as_uri()))
+    return loggers
+
+
 def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True,
                  extra_callbacks: list | None = None) -> L.Trainer:
     t = cfg.train
-    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # last: one file, replaced (atomically) at the end of every epoch; best: by validation Spearman
     callbacks = [LastCheckpoint(dirpath=run_dir / "checkpoints", filename=LAST_CHECKPOINT.split(".")[0],
                                 monitor=None, save_top_k=1, every_n_epochs=1, enable_version_counter=False),
@@ -64,7 +123,7 @@ def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True
         max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
         strategy=strategy,
         precision=resolve_precision(t.precision, cfg.method), gradient_clip_val=t.grad_clip,
-        logger=csv_logger(run_dir), callbacks=callbacks,
+        logger=make_loggers(cfg, run_dir) or False, callbacks=callbacks,
         plugins=[SafetensorsCheckpointIO()], deterministic=t.deterministic,
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=enable_progress_bar,
         enable_model_summary=False, default_root_dir=str(run_dir), num_sanity_val_steps=0,
