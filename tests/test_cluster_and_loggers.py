@@ -10,6 +10,7 @@ import warnings
 import pytest
 
 from limssr.cli import main
+from limssr.cli import run as cli_run
 from limssr.training import trainer as tr
 
 QUICK = ["--preset", "synthetic-quick", "--backbone", "tiny", "--epochs", "1", "train.selection=last",
@@ -60,7 +61,7 @@ def test_an_unknown_logger_is_refused(tmp_path, capsys):
 def test_tensorboard_and_csv_together(tmp_path):
     pytest.importorskip("tensorboardX")
     out = tmp_path / "run"
-    assert main(["train", "--out", str(out), *QUICK, "train.loggers=[csv,tensorboard]"]) in (0, None)
+    assert cli_run(["train", "--out", str(out), *QUICK, "train.loggers=[csv,tensorboard]"]) in (0, None)
     events = list((out / "logs" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     assert "loss_epoch" in (out / "logs" / "metrics.csv").read_text().splitlines()[0]
@@ -68,7 +69,7 @@ def test_tensorboard_and_csv_together(tmp_path):
 
 def test_no_logger_at_all(tmp_path):
     out = tmp_path / "run"
-    assert main(["train", "--out", str(out), *QUICK, "train.loggers=[]"]) in (0, None)
+    assert cli_run(["train", "--out", str(out), *QUICK, "train.loggers=[]"]) in (0, None)
     assert (out / "eval" / "results.json").is_file() and not (out / "logs" / "metrics.csv").exists()
 
 
