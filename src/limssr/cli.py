@@ -166,6 +166,8 @@ def evaluate_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--data", metavar="DIR", help=f"{DATA_HELP} (default: the data the run was trained on)")
     e.add_argument("--out", metavar="DIR", help="directory for the results (default: a new RUN_DIR/eval*)")
     e.add_argument("--allow-download", action="store_true", help="let RUN_DIR be a hub: id (pinned to a revision)")
+    e.add_argument("--coverage", type=float, metavar="P",
+                   help="target coverage of the conformal score intervals (default: eval.coverage, 0.9)")
 
 
 def evaluate(args, argv) -> int:
@@ -174,7 +176,7 @@ def evaluate(args, argv) -> int:
     source = _model_source(args, out_given=args.out is not None)
     if args.out is not None and Path(args.out).exists():
         raise SystemExit(f"error: '{args.out}' already exists; choose another --out")
-    runs.evaluate(source, data_path=args.data, out_dir=Path(args.out) if args.out else None)
+    runs.evaluate(source, data_path=args.data, out_dir=Path(args.out) if args.out else None, coverage=args.coverage)
     return 0
 
 
@@ -183,6 +185,8 @@ def predict_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="a .npz file, a directory of them, a generic-layout directory, or video files")
     r.add_argument("--out", metavar="FILE", help="CSV to write (default: RUN_DIR/predictions/INPUT.csv)")
+    r.add_argument("--coverage", type=float, metavar="P",
+                   help="coverage of the lo, hi interval (default: the run's calibrated one, eval.coverage)")
     _extractor_arguments(r, "(video input; default: as recorded for the run's training data)")
 
 
@@ -197,11 +201,12 @@ def predict(args, argv) -> int:
             raise SystemExit("error: give either video files or one feature input, not both")
         _need_video_extra()
         plan = _plan(args) if args.extractors or args.weights or args.small else None
-        predict_videos(args.run_dir, videos, plan=plan, out=args.out, device=args.device, batch=args.batch)
+        predict_videos(args.run_dir, videos, plan=plan, out=args.out, device=args.device, batch=args.batch,
+                       coverage=args.coverage)
         return 0
     if len(args.inputs) != 1:
         raise SystemExit("error: give one feature input (.npz file or directory), or video files")
-    predict_files(args.run_dir, args.inputs[0], out=args.out)
+    predict_files(args.run_dir, args.inputs[0], out=args.out, coverage=args.coverage)
     return 0
 
 
@@ -520,7 +525,8 @@ VERBS = [
     Verb("predict", "score new samples that have any subset of modalities, or video files",
          "Score unlabelled samples. INPUT is a .npz file (one array (T, D) per modality name; leave out the "
          "missing ones), a directory of .npz files, a generic-layout directory, or video files (extracted as the "
-         "run's training data was, see `limssr extract`). Writes name, score and the modalities present.",
+         "run's training data was, see `limssr extract`). Writes name, score, lo, hi (the conformal interval "
+         "calibrated for the modalities present, when the run has one) and the modalities present.",
          predict_arguments, predict),
     Verb("export", "a trained run as a shareable folder (PEFT adapter, heads, model card)",
          "Write RUN_DIR as a folder a model hub understands: the LoRA adapter in PEFT's format "
@@ -597,6 +603,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from limssr.backbone import BackboneError
     from limssr.checkpoint import CheckpointError
     from limssr.config import ConfigError
+    from limssr.conformal import ConformalError
     from limssr.data import DataError
     from limssr.export import ExportError
     from limssr.extract.decode import ExtractError
@@ -604,7 +611,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from limssr.runs import RunError
 
     return (ConfigError, DataError, BackboneError, CheckpointError, RunError, ExtractError, ExportError,
-            PlotError, FileExistsError)
+            PlotError, ConformalError, FileExistsError)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -171,6 +171,9 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     batch_size: int = 16  # scoring batches (no gradients: larger batches are cheap and faster)
+    # conformal score intervals, calibrated per shown pattern on the validation split (limssr.conformal)
+    coverage: float = 0.9
+    interval_scale: str = "none"  # "none": absolute residuals; "heads": scaled by the two heads' disagreement
 
 
 @dataclass
@@ -418,6 +421,7 @@ CHOICES = {
     "data.train_crop": ("uniform", "reference"),
     "data.synthetic.kind": ("additive", "interaction"),
     "train.selection": ("val", "last", "paper"),
+    "eval.interval_scale": ("none", "heads"),
     "train.strategy": ("auto", "ddp", "ddp_spawn", "fsdp"),
     "train.nonfinite": ("stop", "skip"),
     "baseline.mcmoe_mode": ("faithful", "fixed"),
@@ -474,6 +478,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.train.selection == "val" and cfg.data.val_fraction == 0:
         raise ConfigError("train.selection 'val' needs data.val_fraction > 0 (or use train.selection=last)")
+    if not 0 < cfg.eval.coverage < 1:
+        raise ConfigError(f"config key 'eval.coverage' must be in (0, 1), e.g. 0.9, got {cfg.eval.coverage}")
     if not 0 < cfg.train.missing_rate < 1:
         raise ConfigError(f"config key 'train.missing_rate' must be in (0, 1), got {cfg.train.missing_rate}")
     if not 0 <= cfg.train.complete_fraction <= 1:

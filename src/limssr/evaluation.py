@@ -69,6 +69,7 @@ class Results(TypedDict, total=False):
     score_range: float
     score_type: str | None
     noise_ceiling: float | None  # synthetic data: Spearman of the noise-free score with the label
+    intervals: dict  # conformal intervals per subset (limssr.conformal.interval_results), or why there are none
     protocol: Protocol
     backbone: str
     seed: int
@@ -84,6 +85,8 @@ class Predictions:
     score: list[float] = field(default_factory=list)
     heads: dict[str, list[float]] = field(default_factory=dict)  # the method's own heads (Method.head_scores)
     shown: list[str] = field(default_factory=list)  # modalities the model saw, by initials
+    lo: list[float | None] = field(default_factory=list)  # conformal interval (limssr.conformal.apply);
+    hi: list[float | None] = field(default_factory=list)  # empty when not calibrated, None: too few samples
 
 
 @torch.inference_mode()

@@ -14,6 +14,8 @@ The folder (`write_export`):
   README.md                                        the model card
   extract.json, selection.json                     how the features were extracted (when `limssr
                                                    extract` made them); which epoch was kept
+  conformal.json                                   the score-interval calibration (limssr.conformal),
+                                                   when the run's evaluation had one
 
 Nothing here executes code on load: JSON and safetensors only. A hub id is fetched only when the
 caller allows it, and only pinned to a revision (`hub:OWNER/NAME@REVISION`).
@@ -88,8 +90,10 @@ def _base_model(cfg) -> str:
 
 
 def write_export(cfg, model, out: str | Path, results: dict | None = None, run_dir: str | Path | None = None,
-                 base_model: str | None = None, revision: str | None = None) -> Path:
-    """Write `model` (trained, adapters not merged) and its resolved `cfg` as an export folder.
+                 base_model: str | None = None, revision: str | None = None,
+                 calibration: str | Path | None = None) -> Path:
+    """Write `model` (trained, adapters not merged) and its resolved `cfg` as an export folder
+    (`calibration`: a conformal.json to carry along).
     `base_model` / `revision` name the backbone on a model hub (default: the known name of
     `cfg.model.backbone`, else the spec itself). The folder appears complete or not at all."""
     out = Path(out)
@@ -123,6 +127,8 @@ def write_export(cfg, model, out: str | Path, results: dict | None = None, run_d
         for name in (RECORD, SELECTION):  # how its features were made; which epoch was kept
             if run_dir is not None and (Path(run_dir) / name).is_file():
                 shutil.copyfile(Path(run_dir) / name, tmp / name)
+        if calibration is not None:
+            shutil.copyfile(calibration, tmp / Path(calibration).name)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

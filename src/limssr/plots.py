@@ -5,6 +5,8 @@
                       fitted slope (a negative slope: predictions pulled towards the mean)
     calibration.png   mean prediction against mean label in label-quantile bins, every subset on
                       one axes, identity line
+    intervals.png     conformal intervals per subset: test coverage against the target, mean width
+                      (only when the evaluation was calibrated; see limssr.conformal)
     curves.png        training loss per epoch, and validation Spearman / MSE per epoch when the run
                       validated (from logs/metrics.csv, Lightning's CSV logger)
 
@@ -36,6 +38,7 @@ from limssr.metrics import spearman
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = Path("logs") / "metrics.csv"
 SCATTER, RESIDUALS, CALIBRATION, CURVES = "scatter.png", "residuals.png", "calibration.png", "curves.png"
+INTERVALS = "intervals.png"
 DPI = 80  # small files: a 7-panel figure is well under 150 KB
 CALIBRATION_BINS = 5
 _EVAL_DIR = re.compile(r"^eval(?:-(\d+))?$")
@@ -276,6 +279,28 @@ def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Pa
     if "val Spearman" not in curves and "val MSE" not in curves:
         axes[0].set_title("train loss (no validation in this run)", fontsize=9)
     return _save(fig, path, title)
+
+
+def plot_intervals(results: dict, path: str | Path, title: str | None = None) -> Path:
+    """Conformal intervals per subset (results["intervals"]): test coverage with the target line, and
+    the mean interval width in raw score units. A subset without intervals is left blank."""
+    iv = results["intervals"]
+    names = list(iv["subsets"])
+    cov = [np.nan if iv["subsets"][n]["coverage"] is None else 100 * iv["subsets"][n]["coverage"] for n in names]
+    width = [np.nan if iv["subsets"][n]["width"] is None else iv["subsets"][n]["width"] for n in names]
+    labels = [_label(n) for n in names]
+    fig = Figure(figsize=(9, 3.2))
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.bar(labels, cov, color="#3b7dd8")
+    ax1.axhline(100 * iv["target"], color="k", ls="--", lw=1, label=f"target {100 * iv['target']:g}%")
+    ax1.set_ylim(0, 105)
+    ax1.set_ylabel("test coverage (%)", fontsize=8)
+    ax1.legend(loc="lower right", fontsize=7)
+    ax2.bar(labels, width, color="#d8833b")
+    ax2.set_ylabel("mean width (score units)", fontsize=8)
+    for ax in (ax1, ax2):
+        ax.tick_params(labelsize=7)
+    return _save(fig, Path(path), title)
 
 
 def plot_predictions(data: SubsetArrays, out_dir: str | Path, title: str | None = None) -> list[Path]:

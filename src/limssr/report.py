@@ -23,6 +23,7 @@ from rich.table import Table
 
 from limssr import plots
 from limssr.atomic import atomic_write_text, temp_sibling
+from limssr.conformal import CALIBRATION_FILE, Calibration
 from limssr.evaluation import Predictions, Results
 
 RL2_SCALE = 100.0  # R-l2 is shown x 100 in the tables, as CoRe and FineDiving report it
@@ -31,16 +32,22 @@ RL2_SCALE = 100.0  # R-l2 is shown x 100 in the tables, as CoRe and FineDiving r
 def _rows(results: Results) -> list[dict]:
     """Table rows: the complete subset, each incomplete one, then the average over the incomplete."""
     ceiling = results.get("noise_ceiling")
+    intervals = results.get("intervals", {}).get("subsets", {})
     rows = []
     for name, r in results["subsets"].items():
+        iv = intervals.get(name, {})
         rows.append({"subset": "{" + ",".join(name) + "}", "key": name, "spearman": r["spearman"],
                      **_ci(r), "mse": r["mse"], "rl2": r.get("rl2"),
-                     "mse_train_mean": results["baseline_train_mean_mse"][name], "n": r["n"]})
+                     "mse_train_mean": results["baseline_train_mean_mse"][name], "n": r["n"],
+                     "interval_coverage": iv.get("coverage"), "interval_width": iv.get("width")})
     avg = results["average"]
+    over = [intervals[n] for n in results["average_over"] if intervals.get(n, {}).get("coverage") is not None]
     rows.append({"subset": "Average (incomplete)", "key": "average", "spearman": avg["spearman"], **_ci(avg),
                  "mse": avg["mse"], "rl2": avg.get("rl2"),
                  "mse_train_mean": _mean([results["baseline_train_mean_mse"][n] for n in results["average_over"]]),
-                 "n": avg["n"]})
+                 "n": avg["n"],
+                 "interval_coverage": _mean([v["coverage"] for v in over]) if over else None,
+                 "interval_width": _mean([v["width"] for v in over]) if over else None})
     for row in rows:
         row["noise_ceiling"] = ceiling
     return rows
@@ -83,13 +90,26 @@ def _title(results: Results) -> str:
             f"missingness, model: {p.get('selection', '?')}")
 
 
+def _interval_header(results: Results) -> str | None:
+    """`90% interval: coverage / width` when the results have calibrated intervals."""
+    iv = results.get("intervals", {})
+    return f"{100 * iv['target']:g}% interval cov. / width" if iv.get("subsets") else None
+
+
+def _interval_cell(row: dict) -> str:
+    if row.get("interval_coverage") is None:
+        return "-"
+    return f"{100 * row['interval_coverage']:.0f}% / {row['interval_width']:.1f}"
+
+
 def markdown(results: Results) -> str:
+    header = _interval_header(results)
     lines = [f"### {_title(results)}", "",
-             "| Subset | Spearman [95% CI] | MSE | R-l2 x100 | MSE of train mean | n |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| Subset | Spearman [95% CI] | MSE | R-l2 x100 | MSE of train mean | n |" + (f" {header} |" if header else ""),
+             "|---|---:|---:|---:|---:|---:|" + ("---:|" if header else "")]
     for r in _rows(results):
         lines.append(f"| {r['subset']} | {_spearman_cell(r)} | {_fmt(r['mse'], 2)} | {_rl2_cell(r)} | "
-                     f"{_fmt(r['mse_train_mean'], 2)} | {r['n']} |")
+                     f"{_fmt(r['mse_train_mean'], 2)} | {r['n']} |" + (f" {_interval_cell(r)} |" if header else ""))
     lines.append("")
     lines.append(_footer(results))
     return "\n".join(lines) + "\n"
@@ -108,6 +128,12 @@ def _footer(results: Results) -> str:
         parts.append(f"[lo, hi]: {100 * boot.get('level', 0.95):g}% percentile bootstrap over the test samples "
                      f"({boot.get('resamples')} resamples, seed {boot.get('seed')}); for the average, of the "
                      "Fisher-z mean, the samples drawn jointly for every subset.")
+    iv = results.get("intervals", {})
+    if iv.get("subsets"):
+        parts.append(f"Intervals: split conformal, calibrated per pattern of shown modalities on the {iv['calibration_split']}"
+                     f" (scale: {iv['scale']}); coverage = share of test labels inside, width in raw score units.")
+    elif iv.get("why_none"):
+        parts.append(f"No score intervals: {iv['why_none']}.")
     if results.get("noise_ceiling") is not None:
         parts.append(f"Noise ceiling (Spearman of the noise-free score with the label): "
                      f"{results['noise_ceiling']:.4f}.")
@@ -117,19 +143,24 @@ def _footer(results: Results) -> str:
 def print_table(results: Results, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=escape(_title(results)), caption=escape(_footer(results)))
+    header = _interval_header(results)
     for col, justify in [("Subset", "left"), ("Spearman [95% CI]", "right"), ("MSE", "right"),
-                         ("R-l2 x100", "right"), ("MSE of train mean", "right"), ("n", "right")]:
+                         ("R-l2 x100", "right"), ("MSE of train mean", "right"), ("n", "right")] + (
+                            [(header, "right")] if header else []):
         table.add_column(col, justify=justify, no_wrap=col.startswith("Spearman"))
     for r in _rows(results):
         table.add_row(r["subset"], escape(_spearman_cell(r, 2)), _fmt(r["mse"], 2), _rl2_cell(r),
-                      _fmt(r["mse_train_mean"], 2), str(r["n"]), end_section=r["key"] == results["complete_subset"])
+                      _fmt(r["mse_train_mean"], 2), str(r["n"]), *([_interval_cell(r)] if header else []),
+                      end_section=r["key"] == results["complete_subset"])
     console.print(table)
 
 
-def write_results(results: Results, preds: dict[str, Predictions], out_dir: Path) -> list[Path]:
+def write_results(results: Results, preds: dict[str, Predictions], out_dir: Path,
+                  calibration: Calibration | None = None) -> list[Path]:
     """results.json, results.md, results.csv, predictions.csv, results.png and the per-subset plots
     (scatter.png, residuals.png, calibration.png; see limssr.plots) in `out_dir`, plus curves.png when
-    the run directory above it holds logs/metrics.csv. Returns the paths written."""
+    the run directory above it holds logs/metrics.csv, and with a calibration conformal.json and
+    intervals.png (lo and hi in predictions.csv). Returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     path = out_dir / "results.json"
@@ -151,14 +182,21 @@ def write_results(results: Results, preds: dict[str, Predictions], out_dir: Path
     buf = io.StringIO()
     writer = csv.writer(buf)
     heads = list(next(iter(preds.values())).heads) if preds else []
-    writer.writerow(["subset", "name", "shown", "label", "score"] + heads)
+    bounds = calibration is not None
+    writer.writerow(["subset", "name", "shown", "label", "score"] + heads + (["lo", "hi"] if bounds else []))
     for subset, p in preds.items():
         for i in range(len(p.names)):
             writer.writerow([subset, p.names[i], p.shown[i], f"{p.label[i]:.6g}", f"{p.score[i]:.6g}"]
-                            + [f"{p.heads[h][i]:.6g}" for h in heads])
+                            + [f"{p.heads[h][i]:.6g}" for h in heads]
+                            + ([_bound(p.lo[i]), _bound(p.hi[i])] if bounds else []))
     path = out_dir / "predictions.csv"
     atomic_write_text(path, buf.getvalue())
     written.append(path)
+    if bounds:
+        path = out_dir / CALIBRATION_FILE
+        atomic_write_text(path, json.dumps(calibration.to_dict(), indent=1) + "\n")
+        written.append(path)
+        written.append(plots.plot_intervals(results, out_dir / plots.INTERVALS, _title(results)))
     written.append(plot_results(results, out_dir / "results.png"))
     written += plots.plot_predictions(plots.from_predictions(preds), out_dir, _title(results))
     log = out_dir.parent / plots.METRICS_FILE
@@ -168,6 +206,10 @@ def write_results(results: Results, preds: dict[str, Predictions], out_dir: Path
         except (ValueError, OSError) as err:  # plots.PlotError is a ValueError
             warnings.warn(f"training curves not plotted: {err}", stacklevel=2)
     return written
+
+
+def _bound(x: float | None) -> str:
+    return "" if x is None else f"{x:.6g}"
 
 
 def plot_results(results: Results, path: Path) -> Path:

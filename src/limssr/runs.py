@@ -30,11 +30,13 @@ from limssr.aggregate import across_score_types, aggregate_seeds, latest_results
 from limssr.checkpoint import CheckpointError, load_training_checkpoint, load_weights, save_weights
 from limssr.config import RunConfig, config_from_dict
 from limssr.data import DataError, SampleSet, load_data
-from limssr.data.loaders import make_dataset, make_loader
+from limssr.conformal import CALIBRATION_FILE, Calibration, apply, calibrate, interval_results
+from limssr.data.loaders import carve_validation, make_dataset, make_loader
 from limssr.environment import environment
 from limssr.evaluation import Results, evaluate_subsets, subset_results
 from limssr.export import CONFIG as EXPORT_CONFIG
 from limssr.export import is_export, load_export, write_export
+from limssr.plots import latest_eval_dir
 from limssr.precision import best_device, resolve_precision
 from limssr.report import atomic_write_text, print_table, write_results
 from limssr.subsets import subset_name
@@ -371,17 +373,24 @@ def export_run(run_dir: str | Path, out: str | Path, base_model: str | None = No
     evals = sorted((p for p in run_dir.glob("eval*") if (p / "results.json").is_file()),
                    key=lambda p: p.stat().st_mtime)
     results = json.loads((evals[-1] / "results.json").read_text(encoding="utf-8")) if evals else None
+    calibration = evals[-1] / CALIBRATION_FILE if evals and (evals[-1] / CALIBRATION_FILE).is_file() else None
     return write_export(cfg, model.cpu(), out, results=results, run_dir=run_dir, base_model=base_model,
-                        revision=revision)
+                        revision=revision, calibration=calibration)
 
 
 @quiet_libraries()
 def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg: RunConfig | None = None,
-             data: SampleSet | None = None, out_dir: Path | None = None, show: bool = True) -> tuple[Results, Path]:
-    """Score the run's model on every subset of the test split and write the report files."""
+             data: SampleSet | None = None, out_dir: Path | None = None, show: bool = True,
+             coverage: float | None = None) -> tuple[Results, Path]:
+    """Score the run's model on every subset of the test split and write the report files; with a
+    validation split, calibrate score intervals on it (at `coverage`, default eval.coverage)."""
     run_dir = Path(run_dir)
     if model is None:
         cfg, model = load_trained(run_dir)
+    if coverage is not None:
+        if not 0 < coverage < 1:
+            raise RunError(f"--coverage must be strictly between 0 and 1 (e.g. 0.9), got {coverage}")
+        cfg = replace(cfg, eval=replace(cfg.eval, coverage=float(coverage)))
     if data_path is not None:
         # the same reader table as training: the layout is detected (generic, FS1000, Fis-V or RG)
         cfg = replace(cfg, data=replace(cfg.data, source="auto", path=str(data_path)))
@@ -400,6 +409,12 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
                              if show else None)
     train_scores = [s.score for s in data.split("train") if s.score is not None]
     results = subset_results(preds, model.modalities, float(sum(train_scores) / len(train_scores)))
+    calibration, why = _calibrate(cfg, data, model, device, precision)
+    if calibration is not None:
+        apply(calibration, preds)
+        results["intervals"] = interval_results(calibration, preds)
+    else:
+        results["intervals"] = {"target": cfg.eval.coverage, "why_none": why}
     results.update({
         "method": cfg.method,
         "dataset": data.info.get("source", "data") if data.info.get("source") != "generic" else data.info["path"],
@@ -415,12 +430,43 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
         "env": environment(),  # of this evaluation (the training's is the run's env.json)
     })
     out_dir = out_dir or unique_dir(run_dir / "eval")
-    write_results(results, preds, out_dir)
+    write_results(results, preds, out_dir, calibration)
     if show:
         print_table(results)
-        print(f"results written to {out_dir}/ (results.json/.md/.csv, predictions.csv; results.png, scatter.png, "
-              "residuals.png, calibration.png, curves.png)")
+        extra = ", conformal.json, intervals.png" if calibration is not None else ""
+        print(f"results written to {out_dir}/ (results.json/.md/.csv, predictions.csv{extra}; results.png, "
+              "scatter.png, residuals.png, calibration.png, curves.png)")
     return results, out_dir
+
+
+def _calibrate(cfg: RunConfig, data: SampleSet, model, device, precision: str) -> tuple[Calibration | None, str]:
+    """Conformal calibration on the run's validation split, or (None, why there is none)."""
+    if cfg.train.selection != "val":
+        return None, (f"train.selection={cfg.train.selection} holds out no calibration split (intervals need "
+                      "samples the model was not trained on): train with train.selection=val")
+    try:
+        _, val = carve_validation(data.split("train"), cfg.data.val_fraction, cfg.data.val_seed)
+    except ValueError as err:
+        return None, f"no validation split to calibrate on: {err}"
+    val_set = make_dataset(cfg, data, val, train=False)
+    preds = evaluate_subsets(model, val_set, make_loader(val_set, cfg.eval.batch_size, shuffle=False), device,
+                             precision)
+    return calibrate(preds, cfg.eval.coverage, cfg.eval.interval_scale,
+                     split=f"validation split ({len(val)} samples, data.val_seed={cfg.data.val_seed})"), ""
+
+
+def latest_calibration(run_dir: Path) -> Calibration | None:
+    """The calibration of a run's latest evaluation (or of an export folder), if it has one."""
+    latest = latest_eval_dir(run_dir) if run_dir.is_dir() else None
+    found = [p for p in [run_dir / CALIBRATION_FILE, latest and latest / CALIBRATION_FILE] if p and p.is_file()]
+    if not found:
+        return None
+    path = found[-1]
+    try:
+        return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
+    except json.JSONDecodeError as err:
+        raise RunError(f"{path}: not valid JSON ({err.msg}, line {err.lineno}); run `limssr evaluate "
+                       f"{run_dir}` to write a new calibration") from None
 
 
 def _selection(run_dir: Path, cfg: RunConfig) -> str:
