@@ -334,6 +334,21 @@ def plot(args, argv) -> int:
     return 0
 
 
+def trust_arguments(t: argparse.ArgumentParser) -> None:
+    t.add_argument("run_dir", metavar="RUN_DIR", help=RUN_HELP)
+    t.add_argument("--data", metavar="DIR", help=f"{DATA_HELP} (default: the data the run was trained on)")
+    t.add_argument("--out", metavar="DIR", help="directory for the report (default: a new RUN_DIR/trust*)")
+
+
+def trust(args, argv) -> int:
+    from limssr import runs
+
+    if args.out is not None and Path(args.out).exists():
+        raise SystemExit(f"error: '{args.out}' already exists; choose another --out")
+    runs.trust_run(args.run_dir, data_path=args.data, out_dir=args.out)
+    return 0
+
+
 def benchmark_arguments(b: argparse.ArgumentParser) -> None:
     bsrc = b.add_mutually_exclusive_group(required=True)
     bsrc.add_argument("--config", metavar="FILE", help="YAML config file for the shared settings")
@@ -549,6 +564,13 @@ VERBS = [
          "against the label per subset, calibration by label bin, and the training/validation curves from "
          "logs/metrics.csv. Writes scatter.png, residuals.png, calibration.png and curves.png into the evaluation "
          "directory (or --out) and prints their paths.", plot_arguments, plot),
+    Verb("trust", "how much of a score is imagined: score shift, imputation fidelity, confidence vs error",
+         "Measure hallucination for a run on its test split (docs/trust.md): the shift of each subset's score "
+         "from the complete-input score and its link to error; for LLM methods, how close the hidden states at a "
+         "missing modality's placeholders come to those with its real features, per layer, against a "
+         "shuffled-sample control; the heads' disagreement and Path 2's confidence against error. Writes "
+         "trust.json, trust.md, shift.png and fidelity.png into RUN_DIR/trust* (or --out).",
+         trust_arguments, trust),
     Verb("benchmark", "methods x training regimes x seeds -> one comparison table",
          "Train and evaluate several methods (LIMSSR, its ablations, the baselines) under one or both training "
          "regimes (strict: every training sample misses a modality; complete: complete training data) for "

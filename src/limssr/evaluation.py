@@ -101,7 +101,7 @@ def predict(model, loader, subset: tuple[bool, ...] | None, device: torch.device
         if not keep.any():
             continue
         if not keep.all():
-            batch = _select(batch, keep)
+            batch = select_samples(batch, keep)
             wanted = wanted[keep]
         batch = hide(batch, wanted).to(device)
         with autocast_for(device, precision):
@@ -119,7 +119,8 @@ def predict(model, loader, subset: tuple[bool, ...] | None, device: torch.device
     return out
 
 
-def _select(batch, keep: torch.Tensor):
+def select_samples(batch: Batch, keep: torch.Tensor) -> Batch:
+    """The rows of `batch` where `keep` (B,) is True."""
     return Batch(features={m: x[keep] for m, x in batch.features.items()}, time_mask=batch.time_mask[keep],
                  available=batch.available[keep], mask=batch.mask[keep], label=batch.label[keep],
                  index=batch.index[keep], names=[n for n, k in zip(batch.names, keep.tolist()) if k])

@@ -39,6 +39,7 @@ PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = Path("logs") / "metrics.csv"
 SCATTER, RESIDUALS, CALIBRATION, CURVES = "scatter.png", "residuals.png", "calibration.png", "curves.png"
 INTERVALS = "intervals.png"
+SHIFT, FIDELITY = "shift.png", "fidelity.png"  # `limssr trust` (limssr.trust)
 DPI = 80  # small files: a 7-panel figure is well under 150 KB
 CALIBRATION_BINS = 5
 _EVAL_DIR = re.compile(r"^eval(?:-(\d+))?$")
@@ -300,6 +301,44 @@ def plot_intervals(results: dict, path: str | Path, title: str | None = None) ->
     ax2.set_ylabel("mean width (score units)", fontsize=8)
     for ax in (ax1, ax2):
         ax.tick_params(labelsize=7)
+    return _save(fig, Path(path), title)
+
+
+def plot_shift(report: dict, path: str | Path, title: str | None = None) -> Path:
+    """Score shift from the complete-input score per subset (mean bar, median and 90th percentile
+    marks), and the Spearman of the shift with the subset's absolute error."""
+    rows = {n: r for n, r in report["score_shift"].items() if "shift" in r}
+    labels = [_label(n) for n in rows]
+    fig = Figure(figsize=(9, 3.2))
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.bar(labels, [r["shift"]["mean"] for r in rows.values()], color="#3b7dd8", label="mean")
+    ax1.plot(labels, [r["shift"]["median"] for r in rows.values()], "k_", ms=16, mew=2, label="median")
+    ax1.plot(labels, [r["shift"]["p90"] for r in rows.values()], "v", color="#d8833b", label="90th percentile")
+    ax1.set_ylabel("|score(subset) - score(complete)|", fontsize=8)
+    ax1.legend(fontsize=7)
+    ax2.bar(labels, [r["shift_error_spearman"] for r in rows.values()], color="#d8833b")
+    ax2.axhline(0, color="0.5", lw=1)
+    ax2.set_ylim(-1, 1)
+    ax2.set_ylabel("Spearman(shift, abs error)", fontsize=8)
+    for ax in (ax1, ax2):
+        ax.tick_params(labelsize=7)
+    return _save(fig, Path(path), title)
+
+
+def plot_fidelity(report: dict, path: str | Path, title: str | None = None) -> Path:
+    """Imputation fidelity per layer and modality (solid) against the shuffled-sample control (dotted)."""
+    fid = report["fidelity"]["modalities"]
+    fig = Figure(figsize=(5.5, 3.4))
+    ax = fig.subplots()
+    for (m, r), color in zip(fid.items(), ("#3b7dd8", "#d8833b", "#3bb273", "#8e44ad", "#7f8c8d")):
+        ax.plot(r["fidelity"], color=color, label=f"{m} hidden")
+        ax.plot(r["control"], color=color, ls=":", lw=1)
+    ax.axhline(0, color="0.5", lw=1)
+    ax.set_xlabel("layer (0: input embeddings)", fontsize=8)
+    ax.set_ylabel("centred cosine, hidden vs shown", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7, title="dotted: another sample", title_fontsize=7)
+    ax.tick_params(labelsize=7)
     return _save(fig, Path(path), title)
 
 

@@ -29,13 +29,15 @@ import yaml
 from limssr.aggregate import across_score_types, aggregate_seeds, latest_results, score_types_markdown, seeds_markdown
 from limssr.checkpoint import CheckpointError, load_training_checkpoint, load_weights, save_weights
 from limssr.config import RunConfig, config_from_dict
-from limssr.data import DataError, SampleSet, load_data
 from limssr.conformal import CALIBRATION_FILE, Calibration, apply, calibrate, interval_results
+from limssr.data import DataError, SampleSet, load_data
 from limssr.data.loaders import carve_validation, make_dataset, make_loader
 from limssr.environment import environment
 from limssr.evaluation import Results, evaluate_subsets, subset_results
 from limssr.export import CONFIG as EXPORT_CONFIG
 from limssr.export import is_export, load_export, write_export
+from limssr import plots
+from limssr import trust as measures
 from limssr.plots import latest_eval_dir
 from limssr.precision import best_device, resolve_precision
 from limssr.report import atomic_write_text, print_table, write_results
@@ -437,6 +439,46 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
         print(f"results written to {out_dir}/ (results.json/.md/.csv, predictions.csv{extra}; results.png, "
               "scatter.png, residuals.png, calibration.png, curves.png)")
     return results, out_dir
+
+
+@quiet_libraries()
+def trust_run(run_dir: str | Path, data_path: str | None = None, out_dir: str | Path | None = None,
+          show: bool = True) -> tuple[dict, Path]:
+    """The hallucination measures of limssr.trust for a run's model on its test split, written to
+    RUN_DIR/trust*/ (trust.json, trust.md, shift.png, fidelity.png)."""
+    run_dir = Path(run_dir)
+    cfg, model = load_trained(run_dir)
+    if data_path is not None:
+        cfg = replace(cfg, data=replace(cfg.data, source="auto", path=str(data_path)))
+    data = load_data(cfg)
+    if data.modalities != model.modalities or data.dims != model.dims:
+        raise DataError(f"the data has modalities/dims {data.dims}, the model was trained on {model.dims}")
+    test = make_dataset(cfg, data, data.split("test"), train=False)
+    loader = make_loader(test, cfg.eval.batch_size, shuffle=False)
+    device = best_device()
+    model = model.to(device)
+    t0 = time.time()
+    preds = evaluate_subsets(model, test, loader, device, resolve_precision(cfg.train.precision, cfg.method))
+    report = measures.trust_report(preds, model.modalities, model, loader, device)
+    report.update({"method": cfg.method, "backbone": cfg.model.backbone, "seed": cfg.seed,
+                   "ablations": {k: getattr(cfg.model, k) for k in ("pcmi", "lmrf", "path1", "path2")},
+                   "seconds": round(time.time() - t0, 1), "env": environment()})
+    out = Path(out_dir) if out_dir else unique_dir(run_dir / "trust")
+    if out_dir and out.exists():
+        raise RunError(f"'{out}' already exists; choose another --out")
+    out.mkdir(parents=True)
+    title = f"{cfg.method} {run_dir.resolve().name}"
+    text = measures.markdown(report, title)
+    atomic_write_text(out / "trust.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / "trust.md", text)
+    if any("shift" in r for r in report["score_shift"].values()):
+        plots.plot_shift(report, out / plots.SHIFT, title)
+    if report["fidelity"] and "modalities" in report["fidelity"]:
+        plots.plot_fidelity(report, out / plots.FIDELITY, title)
+    if show:
+        print(text)
+        print(f"trust report written to {out}/ (trust.json, trust.md, shift.png, fidelity.png)")
+    return report, out
 
 
 def _calibrate(cfg: RunConfig, data: SampleSet, model, device, precision: str) -> tuple[Calibration | None, str]:
