@@ -202,8 +202,31 @@ def test_protocol_that_would_leave_a_training_sample_empty(data_dir):
     _feature(data_dir, "video", name).unlink()
     cfg = tiny_run_config(["data.source=generic", f"data.path={data_dir}", "train.missing=fixed",
                            "train.fixed_subset=v"])
-    with pytest.raises(ValueError, match=f"subset 'v' leaves training sample '{name}' with no modality"):
+    with pytest.raises(ConfigError, match=f"subset 'v' leaves training sample '{name}' with no modality"):
         runs.train(cfg, out=data_dir.parent / "run", progress=False)
+    assert not (data_dir.parent / "run").exists()  # a failed start leaves nothing behind
+
+
+def test_one_modality_under_strict_is_a_one_line_error_and_the_same_out_works_after(data_dir, capsys):
+    shutil.rmtree(data_dir / "features" / "audio")
+    shutil.rmtree(data_dir / "features" / "flow")
+    (data_dir / "limssr-data.yaml").write_text("modalities: [video]\nscore_range: 130.0\n")
+    out = data_dir.parent / "run"
+    argv = ["train", "--preset", "synthetic-quick", "--backbone", "tiny", "--data", str(data_dir), "--epochs", "1",
+            "--out", str(out)]
+    err = _cli_error(argv, capsys)
+    assert "train.missing 'strict' needs at least two modalities" in err and "train.missing=complete" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not out.exists()
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["train.missing=complete"])
+    assert exc.value.code == 0 and (out / "eval" / "results.json").is_file()
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_non_finite_numbers_in_the_config_are_refused(value, capsys, tmp_path):
+    err = _cli_error(["train", "--preset", "synthetic-quick", "--out", str(tmp_path / "r"), f"train.lr={value}"],
+                     capsys)
+    assert "config key 'train.lr' must be a finite number" in err and not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("override,message", [
@@ -403,3 +426,31 @@ def test_nan_predictions_are_never_written(finished_run, tmp_path, monkeypatch):
     with pytest.raises(FloatingPointError, match="non-finite score for sample 'perf_000"):
         runs.evaluate(finished_run, show=False, out_dir=tmp_path / "eval")
     assert not (tmp_path / "eval").exists()
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def test_a_subset_with_too_few_samples_reads_as_undefined_and_results_json_stays_json(tmp_path):
+    from limssr.aggregate import latest_results
+    from limssr.evaluation import Predictions, subset_results
+    from limssr.report import markdown, write_results
+
+    def preds(n):
+        return Predictions(names=[f"s{i}" for i in range(n)], label=[float(10 * i) for i in range(n)],
+                           score=[float(10 * i + 1) for i in range(n)], shown=["v"] * n)
+
+    p = {"va": preds(5), "v": preds(2), "a": preds(0)}
+    results = subset_results(p, ["video", "audio"], train_mean=20.0)
+    assert np.isnan(results["subsets"]["v"]["spearman"]) and np.isnan(results["subsets"]["a"]["mse"])
+    assert results["average_over"] == ["v"] and np.isnan(results["average"]["spearman"])
+    row = next(line for line in markdown(results).splitlines() if line.startswith("| {v} |"))
+    assert row.split("|")[2].strip() == "-"  # not 0.0000
+    write_results(results, p, tmp_path / "eval")
+
+    def refuse(token):
+        raise ValueError(f"bare {token} in results.json")
+
+    raw = json.loads((tmp_path / "eval" / "results.json").read_text(), parse_constant=refuse)  # strict JSON
+    assert raw["subsets"]["v"]["spearman"] is None
+    assert np.isnan(latest_results(tmp_path)["subsets"]["v"]["spearman"])  # read back as undefined

@@ -98,3 +98,14 @@ def test_help_loads_no_model_library():
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
+
+
+def test_overrides_on_both_sides_of_options(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(["train", "train.epochs=1", "--preset", "synthetic-quick", "--backbone", "tiny", "--out", str(out),
+                "data.synthetic.n_train=24", "--seed", "5", "data.synthetic.n_test=8"]) == 0
+    saved = (out / "config.yaml").read_text()
+    assert "n_train: 24" in saved and "n_test: 8" in saved and "epochs: 1" in saved and "seed: 5" in saved
+    with pytest.raises(SystemExit):
+        main(["train", "--preset", "synthetic-quick", "--out", str(tmp_path / "o"), "--no-such-option"])
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err

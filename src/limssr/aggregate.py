@@ -10,11 +10,11 @@ Two different averages, kept apart and labelled:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from limssr.atomic import read_results_json
 from limssr.evaluation import Results
 from limssr.metrics import fisher_z_mean
 
@@ -70,8 +70,8 @@ def latest_results(run_dir: str | Path) -> Results:
     """A run's newest evaluation (eval, eval-2, ...) or a multi-seed directory's summary.json."""
     run_dir = Path(run_dir)
     if (run_dir / "summary.json").is_file():
-        return json.loads((run_dir / "summary.json").read_text())
-    return json.loads((latest_eval_dir(run_dir) / "results.json").read_text())
+        return read_results_json(run_dir / "summary.json")
+    return read_results_json(latest_eval_dir(run_dir) / "results.json")
 
 
 def seeds_markdown(summary: dict) -> str:

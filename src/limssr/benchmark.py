@@ -37,7 +37,7 @@ from limssr.config import ConfigSource, RunConfig
 from limssr.data import load_data
 from limssr.methods import method_names
 from limssr.paired import benchmark_paired, paired_csv, paired_markdown, plot_paired
-from limssr.report import atomic_write_text
+from limssr.atomic import atomic_write_json, atomic_write_text
 
 ABLATIONS = {
     "limssr-no-pcmi": ["model.pcmi=false"],
@@ -141,7 +141,7 @@ def write_comparison(out: Path, command: str = "") -> dict:
         table["rows"].append(row)
     table["versus_limssr"] = versus_limssr(table, subsets)
     table["paired"] = benchmark_paired(out, table["rows"])  # LIMSSR strict minus each row, bootstrap intervals
-    atomic_write_text(out / "comparison.json", json.dumps(table, indent=2) + "\n")
+    atomic_write_json(out / "comparison.json", table)
     atomic_write_text(out / "comparison.md", comparison_markdown(table, subsets))
     atomic_write_text(out / "comparison.csv", _csv(table, subsets))
     plot_comparison(table, subsets, out / "comparison.png")

@@ -7,6 +7,7 @@ values of the wrong type are refused with the dotted key in the message.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -437,8 +438,23 @@ CHOICES = {
 LOGGERS = ("csv", "tensorboard", "wandb", "mlflow")
 
 
+def _non_finite(values: dict, prefix: str = "") -> tuple[str, float] | None:
+    """The first number in a nested config dict that is nan or infinite, with its dotted key."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            found = _non_finite(value, f"{prefix}{key}.")
+            if found:
+                return found
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{prefix}{key}", value
+    return None
+
+
 def validate(cfg: RunConfig) -> None:
     """Checks that need more than one field or a value range."""
+    bad = _non_finite(cfg.to_dict())
+    if bad:
+        raise ConfigError(f"config key '{bad[0]}' must be a finite number, got {bad[1]}")
     for key, allowed in CHOICES.items():
         value = cfg
         for part in key.split("."):  # dotted path, e.g. data.synthetic.kind

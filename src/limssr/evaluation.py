@@ -152,13 +152,16 @@ def subset_results(preds: dict[str, Predictions], modalities: list[str], train_m
     boot = _joint_spearman_replicates(preds, resamples, seed)
     subsets, baseline = {}, {}
     for name, p in preds.items():
-        subsets[name] = {"spearman": spearman(p.score, p.label), "mse": mse(p.score, p.label), "n": len(p.names),
-                         "spearman_ci": percentile_interval(boot[name], level) if len(p.names) >= 3 else None,
-                         "rl2": rl2(p.score, p.label, lo, hi)}
+        n = len(p.names)
+        subsets[name] = {"spearman": spearman(p.score, p.label) if n >= 3 else float("nan"),  # undefined below 3
+                         "mse": mse(p.score, p.label) if n else float("nan"), "n": n,
+                         "spearman_ci": percentile_interval(boot[name], level) if n >= 3 else None,
+                         "rl2": rl2(p.score, p.label, lo, hi) if n else float("nan")}
         baseline[name] = mse([train_mean] * len(p.label), p.label)
     incomplete = [n for n in subsets if n != complete and subsets[n]["n"] > 0]
+    ranked = [n for n in incomplete if subsets[n]["n"] >= 3]  # Spearman is defined on 3 samples or more
     average = {
-        "spearman": fisher_z_mean([subsets[n]["spearman"] for n in incomplete]) if incomplete else float("nan"),
+        "spearman": (fisher_z_mean([subsets[n]["spearman"] for n in ranked]) if ranked else float("nan")),
         "mse": float(np.mean([subsets[n]["mse"] for n in incomplete])) if incomplete else float("nan"),
         "n": int(sum(subsets[n]["n"] for n in incomplete)),
         "spearman_ci": (percentile_interval(fisher_z_rows(np.stack([boot[n] for n in incomplete], axis=1)), level)

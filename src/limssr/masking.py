@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 from limssr.config import MISSINGNESS_PROTOCOLS as PROTOCOLS
+from limssr.config import ConfigError
+from limssr.data.samples import DataError
 from limssr.subsets import all_subsets, incomplete_subsets, parse_subset
 
 
@@ -141,8 +143,8 @@ class Strict(MaskingProtocol):
         available = np.asarray(available, dtype=bool)
         n, m = available.shape
         if m < 2:
-            raise ValueError("the 'strict' protocol needs at least two modalities "
-                             "(with one, every non-empty subset is complete)")
+            raise ConfigError("train.missing 'strict' needs at least two modalities (with one, every non-empty "
+                              "subset is complete): use train.missing=complete")
         pool = np.array(incomplete_subsets(m), dtype=bool)
         rng = np.random.default_rng(seed)
         complete = np.zeros(n, dtype=bool)
@@ -152,8 +154,8 @@ class Strict(MaskingProtocol):
         for i in range(n):
             if not available[i].any():
                 who = names[i] if names else f"#{i}"
-                raise ValueError(f"training sample '{who}' has no modality at all; "
-                                 "no protocol can give it a non-empty mask")
+                raise DataError(f"training sample '{who}' has no modality at all; "
+                                "no protocol can give it a non-empty mask")
             allowed = pool[(pool & ~available[i]).sum(axis=1) == 0]
             pick = allowed[rng.integers(len(allowed))]
             table[i] = available[i] if complete[i] else pick
@@ -176,7 +178,7 @@ def build_protocol(name: str, available: np.ndarray, seed: int, names: list[str]
     empty = np.flatnonzero(~available.any(axis=1))
     if len(empty):
         who = names[empty[0]] if names else f"#{empty[0]}"
-        raise ValueError(f"training sample '{who}' has no modality at all")
+        raise DataError(f"training sample '{who}' has no modality at all")
     if name == "per-batch":
         return PerBatch(num, seed)
     if name == "per-sample":
@@ -190,7 +192,7 @@ def build_protocol(name: str, available: np.ndarray, seed: int, names: list[str]
         left_empty = np.flatnonzero(~(available & np.array(subset)).any(axis=1))
         if len(left_empty):
             who = names[left_empty[0]] if names else f"#{left_empty[0]}"
-            raise ValueError(f"the 'fixed' protocol with subset '{fixed_subset}' leaves training sample "
+            raise ConfigError(f"the 'fixed' protocol with subset '{fixed_subset}' leaves training sample "
                              f"'{who}' with no modality (none of {fixed_subset!r} is in its data)")
         return Fixed(subset)
-    raise ValueError(f"unknown missingness protocol '{name}'; choose one of {', '.join(PROTOCOLS)}")
+    raise ConfigError(f"unknown missingness protocol '{name}'; choose one of {', '.join(PROTOCOLS)}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from limssr.aggregate import latest_eval_dir
-from limssr.atomic import temp_sibling
+from limssr.atomic import read_results_json, temp_sibling
 from limssr.metrics import FISHER_CLIP
 
 FIELDS = ("spearman_diff", "spearman_lo", "spearman_hi", "mse_diff", "mse_lo", "mse_hi")
@@ -35,7 +34,7 @@ _CHUNK = 1_000_000  # replicates x samples per block, to bound memory on large t
 def _load_run(run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     eval_dir = latest_eval_dir(run_dir)
-    results = json.loads((eval_dir / "results.json").read_text())
+    results = read_results_json(eval_dir / "results.json")
     path = eval_dir / "predictions.csv"
     if not path.is_file():
         raise FileNotFoundError(f"'{eval_dir}' has results.json but no predictions.csv; "

@@ -35,6 +35,7 @@ import tempfile
 from pathlib import Path
 
 from limssr.aggregate import across_score_types, aggregate_seeds, latest_results
+from limssr.atomic import json_text
 from limssr.runs import RunError
 
 PAPER_LABEL = "PAPER PROTOCOL (best epoch chosen on the test set)"
@@ -305,7 +306,7 @@ def write_tables(out: str | Path, methods: list[str] | None = None) -> tuple[dic
     """Build the tables from the runs under `out` and write OUT/tables/ (replacing a previous one)."""
     out = Path(out)
     doc = build(out, methods)
-    files = {"tables.md": markdown(doc), "tables.json": json.dumps(doc, indent=2) + "\n"}
+    files = {"tables.md": markdown(doc), "tables.json": json_text(doc)}
     for protocol, entry in doc["protocols"].items():
         for dataset in entry["datasets"]:
             files[f"{protocol}/{_slug(dataset)}.md"] = dataset_markdown(doc, protocol, dataset)

@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from limssr import plots
-from limssr.atomic import atomic_write_text, temp_sibling
+from limssr.atomic import atomic_write_json, atomic_write_text, temp_sibling
 from limssr.conformal import CALIBRATION_FILE, Calibration
 from limssr.evaluation import Predictions, Results
 
@@ -164,7 +164,7 @@ def write_results(results: Results, preds: dict[str, Predictions], out_dir: Path
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     path = out_dir / "results.json"
-    atomic_write_text(path, json.dumps(results, indent=2) + "\n")
+    atomic_write_json(path, results)
     written.append(path)
     path = out_dir / "results.md"
     atomic_write_text(path, markdown(results))

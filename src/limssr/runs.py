@@ -40,7 +40,8 @@ from limssr import plots
 from limssr import trust as measures
 from limssr.plots import latest_eval_dir
 from limssr.precision import best_device, resolve_precision
-from limssr.report import atomic_write_text, print_table, write_results
+from limssr.atomic import atomic_write_json, atomic_write_text, read_results_json
+from limssr.report import print_table, write_results
 from limssr.subsets import subset_name
 from limssr.training import (BEST_CHECKPOINT, LAST_CHECKPOINT, LimssrDataModule, TrainingModule, TrainingTime,
                              best_validation_score, build_model, check_loggers, is_worker_process, make_trainer,
@@ -269,19 +270,31 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
     cfg = resolve(cfg, data)
     if ckpt is not None:
         check_same_run(run_dir, cfg, data)  # the data of a resumed run must be what it started on
-    if not worker:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if ckpt is None:
-            atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
-            write_data_record(run_dir, data)
-        atomic_write_text(run_dir / ENV_FILE, json.dumps(environment(), indent=2) + "\n")  # every attempt, a resume too
-    dm = LimssrDataModule(cfg, data)
-    if not worker:
-        _write_masks(run_dir, dm, cfg.model.modalities)
-    module = TrainingModule(cfg)
-    timing = [TrainingTime(run_dir / TIMING_FILE)] if not worker else []
-    trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, extra_callbacks=timing + (callbacks or []))
-    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+    existed = run_dir.exists()
+    fresh = not worker and ckpt is None and not (existed and any(run_dir.iterdir()))
+    try:
+        if not worker:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if ckpt is None:
+                atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
+                write_data_record(run_dir, data)
+            atomic_write_text(run_dir / ENV_FILE, json.dumps(environment(), indent=2) + "\n")  # every attempt
+        dm = LimssrDataModule(cfg, data)
+        if not worker:
+            _write_masks(run_dir, dm, cfg.model.modalities)
+        module = TrainingModule(cfg)
+        timing = [TrainingTime(run_dir / TIMING_FILE)] if not worker else []
+        trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, extra_callbacks=timing + (callbacks or []))
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+    except Exception:
+        # a start that failed before its first checkpoint leaves nothing behind (it could be neither
+        # resumed nor reused): the same --out works once the cause is mended
+        if fresh and not (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
+            for child in sorted(run_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                child.unlink() if child.is_file() or child.is_symlink() else child.rmdir()
+            if not existed:
+                run_dir.rmdir()
+        raise
     if trainer.interrupted:
         raise KeyboardInterrupt
     if trainer.global_rank != 0:
@@ -308,7 +321,7 @@ def train_seeds(cfg: RunConfig, seeds: list[int], out: str | Path | None = None,
     results = [train_and_evaluate(replace(cfg, seed=seed), root / f"seed-{seed}", data, progress, show)
                for seed in seeds]
     summary = aggregate_seeds(results)
-    atomic_write_text(root / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(root / "summary.json", summary)
     atomic_write_text(root / "summary.md", seeds_markdown(summary))
     if show:
         print(seeds_markdown(summary))
@@ -331,7 +344,7 @@ def summarize(run_dirs: list[str | Path], out: str | Path | None = None, show: b
         out = Path(out)
         if out.exists():
             raise RunError(f"'{out}' already exists; choose a new --out")
-        atomic_write_text(out / "score_types.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_json(out / "score_types.json", summary)
         atomic_write_text(out / "score_types.md", text)
     if show:
         print(text)
@@ -374,7 +387,7 @@ def export_run(run_dir: str | Path, out: str | Path, base_model: str | None = No
     cfg, model = load_trained(run_dir)
     evals = sorted((p for p in run_dir.glob("eval*") if (p / "results.json").is_file()),
                    key=lambda p: p.stat().st_mtime)
-    results = json.loads((evals[-1] / "results.json").read_text(encoding="utf-8")) if evals else None
+    results = read_results_json(evals[-1] / "results.json") if evals else None
     calibration = evals[-1] / CALIBRATION_FILE if evals and (evals[-1] / CALIBRATION_FILE).is_file() else None
     return write_export(cfg, model.cpu(), out, results=results, run_dir=run_dir, base_model=base_model,
                         revision=revision, calibration=calibration)
@@ -469,7 +482,7 @@ def trust_run(run_dir: str | Path, data_path: str | None = None, out_dir: str | 
     out.mkdir(parents=True)
     title = f"{cfg.method} {run_dir.resolve().name}"
     text = measures.markdown(report, title)
-    atomic_write_text(out / "trust.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_json(out / "trust.json", report)
     atomic_write_text(out / "trust.md", text)
     if any("shift" in r for r in report["score_shift"].values()):
         plots.plot_shift(report, out / plots.SHIFT, title)
