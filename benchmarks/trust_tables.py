@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     if not cov and not tru:
         print(f"error: no calibrated evaluations or trust reports under {args.root}/*/{args.regime}/", file=sys.stderr)
         return 2
-    body = "\n".join(x for x in (args.preface, cov, tru) if x)
+    body = "\n".join(x.rstrip("\n") + "\n" for x in (args.preface, cov, tru) if x)
     if args.doc:
         text = args.doc.read_text(encoding="utf-8")
         if HEADING not in text:
