@@ -454,3 +454,43 @@ def test_a_subset_with_too_few_samples_reads_as_undefined_and_results_json_stays
     raw = json.loads((tmp_path / "eval" / "results.json").read_text(), parse_constant=refuse)  # strict JSON
     assert raw["subsets"]["v"]["spearman"] is None
     assert np.isnan(latest_results(tmp_path)["subsets"]["v"]["spearman"])  # read back as undefined
+
+
+# ----------------------------------------------------------------------------- issue 17: silent wrong results
+
+
+def test_a_dangling_link_or_a_directory_in_place_of_a_feature_file_is_an_error(data_dir):
+    name, other = _name(data_dir, i=0), _name(data_dir, i=1)
+    path = _feature(data_dir, "audio", name)
+    path.unlink()
+    path.symlink_to(data_dir / "nowhere.npy")
+    with pytest.raises(DataError, match=f"audio/{name}.npy: a symbolic link to .*nowhere.npy', which does not exist"):
+        read_generic(data_dir)
+    path.unlink()
+    path = _feature(data_dir, "flow", other)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(DataError, match=f"flow/{other}.npy: is not a regular file"):
+        read_generic(data_dir)
+
+
+@pytest.mark.parametrize("bad", ["../../outside/x", "/etc/passwd", ".hidden", "a\\\\b"])
+def test_label_names_that_would_leave_the_features_folder(data_dir, bad):
+    lines = (data_dir / "train.csv").read_text().splitlines()
+    lines[1] = f"{bad},50.0"
+    (data_dir / "train.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="train.csv:2: name .* must be a plain file name"):
+        read_generic(data_dir)
+
+
+def test_scores_above_the_score_range_are_refused_by_train(data_dir):
+    from limssr.data import load_data
+
+    lines = (data_dir / "test.csv").read_text().splitlines()
+    name = lines[1].split(",")[0]
+    lines[1] = f"{name},131.5"
+    (data_dir / "test.csv").write_text("\n".join(lines) + "\n")
+    cfg = tiny_run_config(["data.source=generic", f"data.path={data_dir}"])
+    with pytest.raises(DataError, match=f"test sample '{name}' has score 131.5, above the divisor 130"):
+        load_data(cfg)
+    assert load_data(tiny_run_config(["data.source=generic", f"data.path={data_dir}", "data.score_range=140"]))

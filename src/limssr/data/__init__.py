@@ -17,6 +17,13 @@ def load_data(cfg: RunConfig) -> SampleSet:
         data = read_dataset(cfg.data)
     if cfg.data.score_range is not None:
         data.score_range = float(cfg.data.score_range)
+    for split, samples in data.splits.items():
+        over = next((s for s in samples if s.score is not None and s.score > data.score_range), None)
+        if over is not None:
+            where = data.info.get("path") or data.info.get("source", "the data")
+            raise DataError(f"{where}: {split} sample '{over.name}' has score {over.score:g}, above the divisor "
+                            f"{data.score_range:g} (the score range): the model's scores cannot reach it; set "
+                            "data.score_range (or the data's score_range) to the largest possible score")
     return data
 
 

@@ -86,6 +86,9 @@ def read_labels(path: Path) -> list[tuple[str, dict[str, float]]]:
             raise DataError(f"{path}:{lineno}: expected {len(columns) + 1} fields (name,{','.join(columns)}), "
                             f"got {','.join(row)!r}")
         name = row[0].strip()
+        if not _plain_name(name):
+            raise DataError(f"{path}:{lineno}: name {name!r} must be a plain file name (no '/', '\\', '..', "
+                            "leading '.' or absolute path): it names features/<modality>/<name>.npy")
         values = {}
         for column, raw in zip(columns, row[1:]):
             try:
@@ -103,12 +106,23 @@ def read_labels(path: Path) -> list[tuple[str, dict[str, float]]]:
     return out
 
 
+def _plain_name(name: str) -> bool:
+    """A sample name that stays inside features/<modality>/ when it becomes a file name."""
+    return bool(name) and not name.startswith(".") and "/" not in name and "\\" not in name and "\0" not in name
+
+
 def _read_features(root: Path, name: str, modalities: list[str]) -> dict[str, np.ndarray]:
+    """The sample's feature arrays; a file that is absent means a missing modality, but one that is
+    there and unreadable as a file (a dangling link, a directory) is an error, never a silent gap."""
     feats = {}
     for m in modalities:
         path = root / "features" / m / f"{name}.npy"
         if path.is_file():
             feats[m] = load_array(path)
+        elif path.is_symlink():
+            raise DataError(f"{path}: a symbolic link to '{os.readlink(path)}', which does not exist")
+        elif path.exists():
+            raise DataError(f"{path}: is not a regular file (a directory or a device); a .npy array belongs there")
     return feats
 
 
