@@ -494,3 +494,45 @@ def test_scores_above_the_score_range_are_refused_by_train(data_dir):
     with pytest.raises(DataError, match=f"test sample '{name}' has score 131.5, above the divisor 130"):
         load_data(cfg)
     assert load_data(tiny_run_config(["data.source=generic", f"data.path={data_dir}", "data.score_range=140"]))
+
+
+def _quick(data_dir, out):
+    return ["train", "--preset", "synthetic-quick", "--backbone", "tiny", "--data", str(data_dir), "--epochs", "1",
+            "--out", str(out)]
+
+
+def test_an_empty_validation_split_is_one_line_and_leaves_nothing(data_dir, capsys):
+    out = data_dir.parent / "run"
+    err = _cli_error(_quick(data_dir, out) + ["data.val_fraction=0.01"], capsys)
+    assert "data.val_fraction=0.01 leaves 0 of" in err and "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "proc"])
+def test_an_out_directory_that_cannot_be_made(data_dir, capsys, where):
+    (data_dir.parent / "afile").write_text("x")
+    out = data_dir.parent / "afile" / "run" if where == "under-a-file" else "/proc/limssr-run"
+    err = _cli_error(_quick(data_dir, out), capsys)
+    assert f"cannot create the run directory '{out}'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_on_a_truncated_npz(finished_run, tmp_path, capsys):
+    path = tmp_path / "cut.npz"
+    np.savez(path, video=np.zeros((5, DIMS["video"]), np.float32))
+    path.write_bytes(path.read_bytes()[:60])
+    err = _cli_error(["predict", str(finished_run), str(path)], capsys)
+    assert "cut.npz: cannot read archive, damaged or truncated" in err and "Traceback" not in err
+
+
+def test_a_crafted_pickle_declaring_a_huge_array_is_refused_before_allocation(tmp_path):
+    from limssr.data.safe_pickle import read_feature_dict
+
+    rebuild = np.zeros(1).__reduce__()[0]  # numpy's own array-rebuilding helper, an allowed global
+
+    class Huge:
+        def __reduce__(self):
+            return rebuild, (np.ndarray, (0,), b"b"), (1, (10**15,), np.dtype("O"), False, [1.0, 2.0])
+
+    path = tmp_path / "crafted.npy"
+    np.save(path, np.array({"v1": Huge()}, dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"crafted.npy: damaged or crafted pickled array: its shape \(1000000000000000,\)"):
+        read_feature_dict(path)

@@ -116,8 +116,14 @@ def prepare_run_dir(out: str | Path | None, cfg: RunConfig) -> Path:
     if (out / CONFIG_FILE).exists() or (out / WEIGHTS_FILE).exists():
         raise RunError(f"'{out}' already holds a run; pass a new --out, or resume it with "
                        f"`limssr train --resume {out}`")
+    if out.exists() and not out.is_dir():
+        raise RunError(f"'{out}' exists and is not a directory; pass a new --out directory")
     if out.exists() and any(out.iterdir()):
         raise RunError(f"'{out}' exists and is not empty; pass a new --out directory")
+    try:  # can it be made? (under a file, in /proc, read-only: say so now, not as a traceback later)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"cannot create the run directory '{out}': {err.strerror or err}; choose another --out") from None
     return out
 
 
@@ -248,6 +254,7 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
     (its saved config is used and `cfg` is ignored). `callbacks` are extra Lightning callbacks;
     `data`, the already loaded data of the config (read from it otherwise)."""
     worker = is_worker_process()
+    existed = True  # the run directory was there before this call (a resume, or --out given as one)
     if cfg is not None:
         check_loggers(cfg.train.loggers)  # a missing logger library is refused before anything is written
     if resume is not None:
@@ -264,15 +271,15 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
             raise RunError("a multi-process run needs --out: every process must name the same run directory")
         run_dir, ckpt = Path(out), None
     else:
+        existed = out is not None and Path(out).exists()
         run_dir, ckpt = prepare_run_dir(out, cfg), None
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    data = data if data is not None else load_data(cfg)
-    cfg = resolve(cfg, data)
-    if ckpt is not None:
-        check_same_run(run_dir, cfg, data)  # the data of a resumed run must be what it started on
-    existed = run_dir.exists()
-    fresh = not worker and ckpt is None and not (existed and any(run_dir.iterdir()))
+    fresh = not worker and ckpt is None  # prepare_run_dir made sure the directory is empty
     try:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        data = data if data is not None else load_data(cfg)
+        cfg = resolve(cfg, data)
+        if ckpt is not None:
+            check_same_run(run_dir, cfg, data)  # the data of a resumed run must be what it started on
         if not worker:
             run_dir.mkdir(parents=True, exist_ok=True)
             if ckpt is None:

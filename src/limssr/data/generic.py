@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -236,8 +237,8 @@ def _read_npz(path: Path, modalities: list[str]) -> Sample:
             if unknown:
                 raise DataError(f"{path}: key '{unknown[0]}' is not a modality of this model {modalities}")
             feats = {k: np.asarray(archive[k], dtype=np.float32) for k in archive.files}
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"{path}: cannot read archive ({err})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: cannot read archive, damaged or truncated ({err})") from None
     if not feats:
         raise DataError(f"{path}: holds no modality at all")
     return Sample(name=path.stem, features=feats)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from limssr.config import RunConfig
+from limssr.config import ConfigError, RunConfig
 from limssr.data import SampleSet
 from limssr.data.dataset import AQADataset, collate
 from limssr.subsets import all_subsets
@@ -33,8 +33,8 @@ def carve_validation(samples: list, fraction: float, seed: int) -> tuple[list, l
     order = np.random.default_rng(seed).permutation(len(samples))
     n_val = int(round(fraction * len(samples)))
     if n_val < 1 or n_val >= len(samples):
-        raise ValueError(f"data.val_fraction={fraction} leaves {n_val} of {len(samples)} training samples "
-                         "for validation; choose a fraction that leaves both parts non-empty")
+        raise ConfigError(f"data.val_fraction={fraction} leaves {n_val} of {len(samples)} training samples "
+                          "for validation; choose a fraction that leaves both parts non-empty (or train.selection=last)")
     val = set(order[:n_val].tolist())
     return [s for i, s in enumerate(samples) if i not in val], [s for i, s in enumerate(samples) if i in val]
 

@@ -37,10 +37,40 @@ class RefusedPickle(DataError):
     """A pickle stream asked for something a feature file never holds."""
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+def _declared_size_matches(state, source: Path) -> None:
+    """An array's pickled state (version, shape, dtype, is_fortran, data) must hold as many elements
+    as its shape declares: numpy would otherwise allocate the declared shape first (a crafted file
+    declaring 10^15 object elements fails with MemoryError, a smaller one exhausts memory)."""
+    if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[2], np.dtype)):
+        raise RefusedPickle(f"{source}: an array's pickled state is not the one numpy writes")
+    _, shape, dtype, _, data = state
+    if not (isinstance(shape, tuple) and all(isinstance(d, int) and d >= 0 for d in shape)):
+        raise RefusedPickle(f"{source}: an array declares the shape {shape!r}")
+    count = 1
+    for d in shape:
+        count *= d
+    held = len(data) if dtype.hasobject else len(data) // max(dtype.itemsize, 1)
+    if not isinstance(data, (bytes, bytearray, list)) or held != count:
+        raise DataError(f"{source}: damaged or crafted pickled array: its shape {shape} declares {count} elements "
+                        f"but it holds {held}")
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler (its opcodes can be checked one by one), admitting ALLOWED_GLOBALS
+    only, and building an ndarray only from a state that holds what its shape declares."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
     def __init__(self, fh, source: Path):
         super().__init__(fh)
         self.source = source
+
+    def _load_build(self):
+        if isinstance(self.stack[-2], np.ndarray):
+            _declared_size_matches(self.stack[-1], self.source)
+        pickle._Unpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = _load_build
 
     def find_class(self, module: str, name: str):
         if (module, name) in ALLOWED_GLOBALS:
