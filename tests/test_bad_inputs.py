@@ -536,3 +536,26 @@ def test_a_crafted_pickle_declaring_a_huge_array_is_refused_before_allocation(tm
     np.save(path, np.array({"v1": Huge()}, dtype=object), allow_pickle=True)
     with pytest.raises(DataError, match=r"crafted.npy: damaged or crafted pickled array: its shape \(1000000000000000,\)"):
         read_feature_dict(path)
+
+
+def test_rows_of_a_subset_some_samples_cannot_show_are_marked():
+    from limssr.evaluation import Predictions, subset_results
+    from limssr.report import markdown
+
+    names = [f"s{i}" for i in range(4)]
+    full = Predictions(names=names, label=[1.0, 2, 3, 4], score=[1.0, 2, 3, 5], shown=["va", "va", "v", "v"])
+    part = Predictions(names=names, label=[1.0, 2, 3, 4], score=[1.0, 2, 4, 3], shown=["v"] * 4)
+    results = subset_results({"va": full, "v": part}, ["video", "audio"], train_mean=2.5)
+    assert results["subsets"]["va"]["n_exact"] == 2 and results["subsets"]["v"]["n_exact"] == 4
+    text = markdown(results)
+    assert "| {v,a}* |" in text and "| {v} |" in text
+    assert "*: 2 of 4 test samples lack a modality of {v,a} and are scored with the ones they have." in text
+
+
+def test_a_modality_never_shown_in_training_is_warned_about():
+    from limssr.data import load_data
+    from limssr.training.datamodule import LimssrDataModule
+
+    cfg = tiny_run_config(["train.missing=fixed", "train.fixed_subset=va"])
+    with pytest.warns(UserWarning, match="modality 'flow' is never shown in training \\(train.fixed_subset=va hides it"):
+        LimssrDataModule(runs.resolve(cfg, load_data(cfg)), load_data(cfg))

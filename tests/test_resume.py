@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from limssr.checkpoint import load_training_checkpoint
 
 CONFIG = """\
@@ -27,7 +29,8 @@ def _results(run_dir):
     return json.loads((run_dir / "eval" / "results.json").read_text())
 
 
-def test_sigkill_then_resume_gives_the_same_final_metrics(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_stop_then_resume_gives_the_same_final_metrics(tmp_path, sig):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(CONFIG)
     whole = tmp_path / "whole"
@@ -35,7 +38,7 @@ def test_sigkill_then_resume_gives_the_same_final_metrics(tmp_path):
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_cli("train", "--config", str(cfg), "--out", str(killed)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ckpt = killed / "checkpoints" / "last.safetensors"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -44,9 +47,13 @@ def test_sigkill_then_resume_gives_the_same_final_metrics(tmp_path):
         time.sleep(0.02)
     time.sleep(random.Random(os.getpid()).uniform(0.0, 0.4))  # somewhere inside a later epoch
     assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=300)[1]
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:  # Ctrl-C: a graceful stop that says how to go on
+        assert proc.returncode == 130, err
+        assert f"interrupted; resume with `limssr train --resume {killed}`" in err
     assert not (killed / "model.safetensors").exists()
     stopped_at = load_training_checkpoint(ckpt)["epoch"]
 
@@ -54,7 +61,9 @@ def test_sigkill_then_resume_gives_the_same_final_metrics(tmp_path):
     a, b = _results(whole), _results(killed)
     assert a["subsets"] == b["subsets"] and a["average"] == b["average"], (stopped_at, a["average"], b["average"])
     assert json.loads((whole / "selection.json").read_text()) == json.loads((killed / "selection.json").read_text())
-    print(f"killed after epoch {stopped_at}")
+    rows = (killed / "logs" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == len(set(rows)), "a logged row is repeated after the resume"
+    print(f"stopped ({sig.name}) after epoch {stopped_at}")
     for name, r in (("uninterrupted", a), ("killed+resumed", b)):
         print(f"{name}: " + " ".join(f"{k}={v['spearman']:.10f}/{v['mse']:.6f}" for k, v in r["subsets"].items())
               + f" average={r['average']['spearman']:.10f}/{r['average']['mse']:.6f}")

@@ -644,8 +644,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> None:
     try:
         code = run(argv)
-    except KeyboardInterrupt:
-        print("interrupted; resume with `limssr train --resume RUN_DIR`", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        where = getattr(err, "run_dir", None)  # runs.Interrupted names its run directory
+        print(f"interrupted; resume with `limssr train --resume {where or 'RUN_DIR'}`", file=sys.stderr)
         code = 130
     except Exception as err:
         if isinstance(err, _user_errors()):

@@ -43,6 +43,7 @@ class SubsetMetrics(_SubsetMetrics, total=False):
     # absent from results.json files written before these were added
     spearman_ci: list[float] | None  # [lo, hi], 95% percentile bootstrap; None: fewer than 3 samples
     rl2: float  # relative L2, unscaled (tables show x 100)
+    n_exact: int  # of the n samples, those that have every modality of the subset (the others show fewer)
 
 
 class Protocol(TypedDict, total=False):
@@ -153,7 +154,9 @@ def subset_results(preds: dict[str, Predictions], modalities: list[str], train_m
     subsets, baseline = {}, {}
     for name, p in preds.items():
         n = len(p.names)
-        subsets[name] = {"spearman": spearman(p.score, p.label) if n >= 3 else float("nan"),  # undefined below 3
+        exact = sum(shown == name for shown in p.shown)  # samples shown every modality of the subset
+        subsets[name] = {"n_exact": exact,
+                         "spearman": spearman(p.score, p.label) if n >= 3 else float("nan"),  # undefined below 3
                          "mse": mse(p.score, p.label) if n else float("nan"), "n": n,
                          "spearman_ci": percentile_interval(boot[name], level) if n >= 3 else None,
                          "rl2": rl2(p.score, p.label, lo, hi) if n else float("nan")}

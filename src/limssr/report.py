@@ -36,7 +36,9 @@ def _rows(results: Results) -> list[dict]:
     rows = []
     for name, r in results["subsets"].items():
         iv = intervals.get(name, {})
-        rows.append({"subset": "{" + ",".join(name) + "}", "key": name, "spearman": r["spearman"],
+        partial = r.get("n_exact", r["n"]) < r["n"]  # some samples lack a modality of the subset
+        rows.append({"subset": "{" + ",".join(name) + "}" + ("*" if partial else ""), "key": name,
+                     "spearman": r["spearman"],
                      **_ci(r), "mse": r["mse"], "rl2": r.get("rl2"),
                      "mse_train_mean": results["baseline_train_mean_mse"][name], "n": r["n"],
                      "interval_coverage": iv.get("coverage"), "interval_width": iv.get("width")})
@@ -123,6 +125,11 @@ def _footer(results: Results) -> str:
         span = results.get("rl2_range")
         parts.append("R-l2 x100: mean of (|label - score| / (max - min))^2, times 100; max and min of the test labels"
                      + (f" ({span[1]:.4g}, {span[0]:.4g})." if span else "."))
+    partial = {n: r for n, r in results["subsets"].items() if r.get("n_exact", r["n"]) < r["n"]}
+    if partial:
+        parts.append("*: " + "; ".join(f"{r['n'] - r['n_exact']} of {r['n']} test samples lack a modality of "
+                                       f"{{{','.join(n)}}} and are scored with the ones they have"
+                                       for n, r in partial.items()) + ".")
     boot = results.get("bootstrap")
     if boot:
         parts.append(f"[lo, hi]: {100 * boot.get('level', 0.95):g}% percentile bootstrap over the test samples "

@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import logging
+import signal
 import time
 import warnings
 from dataclasses import replace
@@ -60,6 +61,14 @@ PRESENTATION_KEYS = ("name", "data.path", "train.num_workers", "train.log_every_
 
 class RunError(RuntimeError):
     """A run directory cannot be created, resumed or read; the message names the path."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (SIGINT); `run_dir` is where `limssr train --resume` continues."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
 
 
 QUIET_WARNINGS = (".*is_gradient_checkpointing.*", ".*does not have many workers.*",
@@ -292,7 +301,15 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
         module = TrainingModule(cfg)
         timing = [TrainingTime(run_dir / TIMING_FILE)] if not worker else []
         trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, extra_callbacks=timing + (callbacks or []))
-        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+        try:
+            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+        except SystemExit:
+            if not trainer.interrupted:
+                raise
+            # Lightning answers Ctrl-C by exiting the process, with SIGINT left ignored: restore it and
+            # say how to resume instead
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise Interrupted(run_dir) from None
     except Exception:
         # a start that failed before its first checkpoint leaves nothing behind (it could be neither
         # resumed nor reused): the same --out works once the cause is mended
@@ -303,7 +320,7 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
                 run_dir.rmdir()
         raise
     if trainer.interrupted:
-        raise KeyboardInterrupt
+        raise Interrupted(run_dir)
     if trainer.global_rank != 0:
         return None
     selection = {"selection": cfg.train.selection, "label": selection_label(cfg), "epochs": cfg.train.epochs}

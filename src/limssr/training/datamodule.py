@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -15,7 +16,7 @@ from limssr.data import SampleSet
 from limssr.data.dataset import Batch, hide
 from limssr.data.loaders import balanced_masks, carve_validation, make_dataset, make_loader
 from limssr.masking import build_protocol
-from limssr.subsets import subset_name
+from limssr.subsets import parse_subset, subset_name
 
 
 def selection_label(cfg: RunConfig) -> str:
@@ -57,6 +58,20 @@ class LimssrDataModule(L.LightningDataModule):
             masks = val_avail if t.selection == "paper" else balanced_masks(val_avail, cfg.data.val_seed)
             self.val_masks = torch.from_numpy(masks)
         self.mask_log: list[list] = []
+        self._warn_unseen(available, mods)
+
+    def _warn_unseen(self, available: np.ndarray, mods: list[str]) -> None:
+        """Say so when a modality can never be shown in training: its projection stays as initialised,
+        and any score made from it is meaningless."""
+        shown = available.any(axis=0)
+        if self.protocol.name == "fixed":
+            shown &= np.array(parse_subset(self.cfg.train.fixed_subset, mods))
+        for m, seen in zip(mods, shown):
+            if not seen:
+                why = ("no training sample has it" if not available[:, mods.index(m)].any()
+                       else f"train.fixed_subset={self.cfg.train.fixed_subset} hides it")
+                warnings.warn(f"modality '{m}' is never shown in training ({why}): its projection stays untrained "
+                              "and scores from it mean nothing", stacklevel=2)
 
     def _batch_size(self, batch_size: int) -> int:
         """Per process: the configured batch is split among the data-parallel processes."""
