@@ -5,8 +5,8 @@
 
 `pack` copies, for every evaluated run under ROOT (a directory with config.yaml and
 eval*/results.json), the small files that describe and score it: config, data fingerprint,
-selection, timing, training masks, training log, and each evaluation's results and per-sample
-predictions. Weights and checkpoints stay behind (megabytes each), so an archived run can be
+selection, timing, training masks, training log, each evaluation's results, per-sample predictions
+and score-interval calibration, and `limssr trust` reports. Weights and checkpoints stay behind (megabytes each), so an archived run can be
 reported, compared and paired, but not scored again. Files of ROOT outside any run (the ridge
 probe's JSON, a benchmark's comparison) are copied too, replacing their older copies; a run's own
 file is never overwritten by a differing one: such a clash stops the copy with the path named.
@@ -32,7 +32,8 @@ import yaml
 
 RUN_FILES = ("config.yaml", "data.json", "env.json", "selection.json", "timing.json", "train_masks.csv",
              "logs/metrics.csv")
-EVAL_FILES = ("results.json", "results.csv", "results.md", "predictions.csv")
+EVAL_FILES = ("results.json", "results.csv", "results.md", "predictions.csv", "conformal.json")
+TRUST_FILES = ("trust.json", "trust.md")  # `limssr trust` reports (aggregates only: no per-sample label)
 LOOSE_SUFFIXES = (".json", ".csv", ".md")
 
 
@@ -85,6 +86,8 @@ def pack(root: Path, archive: Path) -> int:
         names = [f for f in RUN_FILES if (run / f).is_file()]
         names += [str(p.relative_to(run)) for d in sorted(run.glob("eval*")) if d.is_dir()
                   for p in (d / f for f in EVAL_FILES) if p.is_file()]
+        names += [str(p.relative_to(run)) for d in sorted(run.glob("trust*")) if d.is_dir()
+                  for p in (d / f for f in TRUST_FILES) if p.is_file()]
         blank = not _synthetic(run)
         for name in names:
             text = (run / name).read_text(encoding="utf-8")

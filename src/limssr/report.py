@@ -265,6 +265,8 @@ def print_check(report, console: Console | None = None) -> None:
             console.print(f"  {key}: min {r['min']:.2f}, max {r['max']:.2f}, mean {r['mean']:.2f}")
         if st.get("missing"):
             console.print("  samples without a modality: " + ", ".join(f"{m} {n}" for m, n in st["missing"].items()))
+    for note in report.notes:
+        console.print(f"  note: {note}", markup=False, highlight=False, style="yellow")
     if report.ok:
         console.print("[green]no problems found[/green]")
         return

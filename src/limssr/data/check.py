@@ -17,8 +17,9 @@ import numpy as np
 
 from limssr.data import labels as L
 from limssr.data.generic import load_array, read_labels, read_manifest
+from limssr.config import DataConfig
 from limssr.data.released import (FS1000_FOLDERS, FS1000_LABELS, LAYOUTS, PAMFN_SUFFIX, SPECS, detect_layout,
-                                  feature_table)
+                                  feature_file, feature_table, read_dataset)
 from limssr.data.samples import DataError
 
 
@@ -28,6 +29,7 @@ class CheckReport:
     path: str
     stats: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what training accepts but a user should know
 
     @property
     def ok(self) -> bool:
@@ -102,7 +104,7 @@ def _groups(root: Path, layout: str, report: CheckReport):
         for m, suffix in PAMFN_SUFFIX.items():
             stem = f"{group}_{suffix}"
             try:
-                sources[m] = _table_source(feature_table(root, sub, stem), f"{stem}.np[yz]")
+                sources[m] = _table_source(feature_table(root, sub, stem), str(feature_file(root, sub, stem)))
             except DataError as err:
                 report.problems.append(str(err))
         divisors = SPECS["fisv"].divisors if layout == "fisv" else {group: SPECS["rg"].divisors[group]}
@@ -124,8 +126,18 @@ def check_directory(path: str | Path, dataset: str | None = None, max_length_mis
     try:
         for group, rows, sources, divisors in _groups(root, layout, report):
             _check_group(group, rows, sources, divisors, max_length_mismatch, report, natural_ok=layout == "generic")
+            initials = [m[0] for m in sources]
+            if len(set(initials)) != len(initials):
+                report.problems.append(f"{group}: modality names {list(sources)} share an initial; subsets are "
+                                       "named by initials, so each modality needs its own first letter")
     except DataError as err:
         report.problems.append(str(err))
+    # and what training would refuse, read by the very reader it uses: the two cannot disagree
+    try:
+        read_dataset(DataConfig(source=layout, path=str(root), max_length_mismatch=max_length_mismatch))
+    except DataError as err:
+        if not any(str(err) in p or p in str(err) for p in report.problems):
+            report.problems.append(f"training would refuse it: {err}")
     return report
 
 
@@ -149,9 +161,11 @@ def _check_group(group, rows, sources, divisors, max_mismatch, report: CheckRepo
             absent = [m for m, src in sources.items() if name not in src.names]
             for m in absent:
                 stats["missing"][m] = stats["missing"].get(m, 0) + 1
-                if not natural_ok or len(absent) == len(sources):
-                    report.problems.append(f"{group} {split}: '{name}' has a label but no {m} features "
-                                           f"(expected {sources[m].where(name)})")
+                text = f"{group} {split}: '{name}' has a label but no {m} features (expected {sources[m].where(name)})"
+                if len(absent) == len(sources):
+                    report.problems.append(text)
+                elif not natural_ok:  # the released sets are complete: a gap is worth a look, and training
+                    report.notes.append(text + "; training reads it as a missing modality")  # treats it as missing
             for m, src in sources.items():
                 if m in absent:
                     continue

@@ -17,6 +17,7 @@ sample (natural missingness); a name with no features at all is refused.
 from __future__ import annotations
 
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -79,20 +80,26 @@ def score_type_for(spec: DatasetSpec, cfg: DataConfig) -> str:
     return st
 
 
-def feature_table(root: Path, sub: str, stem: str) -> dict[str, np.ndarray]:
-    """One modality's features `{name: array}`: from `stem.npz` (a pickle-free copy written by
-    `limssr data convert`) or the released pickled `stem.npy`, in `root` or `root/sub`."""
+def feature_file(root: Path, sub: str, stem: str) -> Path:
+    """The file one modality's features are read from: `stem.npz` (a pickle-free copy written by
+    `limssr data convert`) before the released pickled `stem.npy`, in `root`, then `root/sub`."""
     for folder in (root, root / sub):
-        npz = folder / f"{stem}.npz"
-        if npz.is_file():
-            try:
-                with np.load(npz, allow_pickle=False) as archive:
-                    return {k: archive[k].astype(np.float32, copy=False) for k in archive.files}
-            except (ValueError, OSError, EOFError) as err:
-                raise DataError(f"{npz}: damaged archive ({err})") from None
-        if (folder / f"{stem}.npy").is_file():
-            return read_feature_dict(folder / f"{stem}.npy")
+        for suffix in (".npz", ".npy"):
+            if (folder / f"{stem}{suffix}").is_file():
+                return folder / f"{stem}{suffix}"
     raise DataError(f"feature file '{stem}.npy' (or '{stem}.npz') not found in '{root}' or '{root / sub}'")
+
+
+def feature_table(root: Path, sub: str, stem: str) -> dict[str, np.ndarray]:
+    """One modality's features `{name: array}`, from `feature_file`."""
+    path = feature_file(root, sub, stem)
+    if path.suffix == ".npy":
+        return read_feature_dict(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: archive[k].astype(np.float32, copy=False) for k in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: damaged archive ({err})") from None
 
 
 def _samples(rows, feats: dict[str, dict[str, np.ndarray]], score_key: str, where: str) -> list[Sample]:
