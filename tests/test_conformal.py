@@ -143,3 +143,23 @@ def test_a_run_without_a_validation_split_says_why_it_has_no_intervals(tmp_path)
 
     with pytest.raises(ConformalError, match="no calibration"):
         limssr.load(out).intervals({"flow": np.zeros((4, DIMS["flow"]), np.float32)})
+
+
+def test_a_calibration_split_of_its_own_is_never_trained_or_selected_on(tmp_path):
+    from limssr.data import load_data
+    from limssr.data.loaders import training_parts
+    from limssr.runs import read_run_config
+
+    out = tmp_path / "run"
+    assert run(["train", "--out", str(out), *QUICK, "train.selection=val", "data.calibration_fraction=0.25"]) == 0
+    iv = json.loads((out / "eval" / "results.json").read_text())["intervals"]
+    assert iv["calibration_split"].startswith("calibration split (15 samples held out from training and model selection")
+    cfg = read_run_config(out)
+    train, val, cal = training_parts(cfg, load_data(cfg).split("train"))
+    assert len(cal) == 15 and len(val) == 9 and len(train) == 36
+    names = {s.name for s in cal}
+    assert not names & {s.name for s in train + val}
+    with open(out / "train_masks.csv") as fh:
+        assert not names & {row[0] for row in csv.reader(fh)}
+    with open(out / "eval" / "predictions.csv") as fh:  # 15 calibration samples >= 9: every pattern has intervals
+        assert all(r["lo"] and r["hi"] for r in csv.DictReader(fh))

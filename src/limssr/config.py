@@ -55,6 +55,9 @@ class DataConfig:
     video_2d: bool = False  # FS1000: accept 2-D (T, D) video files instead of (T, N, D), with a warning
     val_fraction: float = 0.2  # validation split carved from train (train.selection = val)
     val_seed: int = 0
+    # held out for calibrating score intervals (limssr.conformal), carved before the validation split and
+    # never trained or selected on; 0: intervals are calibrated on the validation split instead
+    calibration_fraction: float = 0.0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -494,6 +497,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.train.selection == "val" and cfg.data.val_fraction == 0:
         raise ConfigError("train.selection 'val' needs data.val_fraction > 0 (or use train.selection=last)")
+    if not 0 <= cfg.data.calibration_fraction < 1:
+        raise ConfigError(f"config key 'data.calibration_fraction' must be in [0, 1), got {cfg.data.calibration_fraction}")
     if not 0 < cfg.eval.coverage < 1:
         raise ConfigError(f"config key 'eval.coverage' must be in (0, 1), e.g. 0.9, got {cfg.eval.coverage}")
     if not 0 < cfg.train.missing_rate < 1:

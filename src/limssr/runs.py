@@ -32,7 +32,7 @@ from limssr.checkpoint import CheckpointError, load_training_checkpoint, load_we
 from limssr.config import RunConfig, config_from_dict
 from limssr.conformal import CALIBRATION_FILE, Calibration, apply, calibrate, interval_results
 from limssr.data import DataError, SampleSet, load_data
-from limssr.data.loaders import carve_validation, make_dataset, make_loader
+from limssr.data.loaders import make_dataset, make_loader, training_parts
 from limssr.environment import environment
 from limssr.evaluation import Results, evaluate_subsets, subset_results
 from limssr.export import CONFIG as EXPORT_CONFIG
@@ -519,19 +519,26 @@ def trust_run(run_dir: str | Path, data_path: str | None = None, out_dir: str | 
 
 
 def _calibrate(cfg: RunConfig, data: SampleSet, model, device, precision: str) -> tuple[Calibration | None, str]:
-    """Conformal calibration on the run's validation split, or (None, why there is none)."""
-    if cfg.train.selection != "val":
+    """Conformal calibration on the run's calibration split (data.calibration_fraction), else on its
+    validation split, or (None, why there is none)."""
+    if cfg.data.calibration_fraction <= 0 and cfg.train.selection != "val":
         return None, (f"train.selection={cfg.train.selection} holds out no calibration split (intervals need "
-                      "samples the model was not trained on): train with train.selection=val")
+                      "samples the model was not trained on): set data.calibration_fraction (e.g. 0.2)")
     try:
-        _, val = carve_validation(data.split("train"), cfg.data.val_fraction, cfg.data.val_seed)
+        _, val, held_out = training_parts(cfg, data.split("train"))
     except ValueError as err:
-        return None, f"no validation split to calibrate on: {err}"
-    val_set = make_dataset(cfg, data, val, train=False)
-    preds = evaluate_subsets(model, val_set, make_loader(val_set, cfg.eval.batch_size, shuffle=False), device,
+        return None, f"no split to calibrate on: {err}"
+    if held_out:
+        part, label = held_out, (f"calibration split ({len(held_out)} samples held out from training and model "
+                                 f"selection, data.calibration_fraction={cfg.data.calibration_fraction:g})")
+    else:
+        part, label = val, (f"validation split ({len(val)} samples, data.val_seed={cfg.data.val_seed}; it also "
+                            "chose the epoch, which can make the intervals cover less than the target: set "
+                            "data.calibration_fraction for a split of their own)")
+    part_set = make_dataset(cfg, data, part, train=False)
+    preds = evaluate_subsets(model, part_set, make_loader(part_set, cfg.eval.batch_size, shuffle=False), device,
                              precision)
-    return calibrate(preds, cfg.eval.coverage, cfg.eval.interval_scale,
-                     split=f"validation split ({len(val)} samples, data.val_seed={cfg.data.val_seed})"), ""
+    return calibrate(preds, cfg.eval.coverage, cfg.eval.interval_scale, split=label), ""
 
 
 def latest_calibration(run_dir: Path) -> Calibration | None:

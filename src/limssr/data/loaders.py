@@ -28,15 +28,30 @@ def make_loader(dataset: AQADataset, batch_size: int, shuffle: bool, num_workers
                       persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
 
 
-def carve_validation(samples: list, fraction: float, seed: int) -> tuple[list, list]:
-    """Split training samples into (train, validation) with a fixed seed."""
+def carve_validation(samples: list, fraction: float, seed: int, key: str = "data.val_fraction") -> tuple[list, list]:
+    """Split training samples into (train, held out) with a fixed seed."""
     order = np.random.default_rng(seed).permutation(len(samples))
     n_val = int(round(fraction * len(samples)))
     if n_val < 1 or n_val >= len(samples):
-        raise ConfigError(f"data.val_fraction={fraction} leaves {n_val} of {len(samples)} training samples "
-                          "for validation; choose a fraction that leaves both parts non-empty (or train.selection=last)")
+        fix = " (or train.selection=last)" if key == "data.val_fraction" else ""
+        raise ConfigError(f"{key}={fraction} leaves {n_val} of {len(samples)} training samples "
+                          f"held out; choose a fraction that leaves both parts non-empty{fix}")
     val = set(order[:n_val].tolist())
     return [s for i, s in enumerate(samples) if i not in val], [s for i, s in enumerate(samples) if i in val]
+
+
+def training_parts(cfg: RunConfig, samples: list) -> tuple[list, list | None, list]:
+    """The training split as every consumer carves it: (train, validation or None, calibration).
+    The calibration part (data.calibration_fraction of the split, carved first) is never trained or
+    selected on; the validation part (data.val_fraction of the rest) exists under train.selection=val."""
+    calibration: list = []
+    if cfg.data.calibration_fraction > 0:
+        samples, calibration = carve_validation(samples, cfg.data.calibration_fraction, cfg.data.val_seed + 1,
+                                                key="data.calibration_fraction")
+    validation = None
+    if cfg.train.selection == "val":
+        samples, validation = carve_validation(samples, cfg.data.val_fraction, cfg.data.val_seed)
+    return samples, validation, calibration
 
 
 def balanced_masks(available: np.ndarray, seed: int) -> np.ndarray:

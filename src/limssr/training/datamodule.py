@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from limssr.config import RunConfig
 from limssr.data import SampleSet
 from limssr.data.dataset import Batch, hide
-from limssr.data.loaders import balanced_masks, carve_validation, make_dataset, make_loader
+from limssr.data.loaders import balanced_masks, make_dataset, make_loader, training_parts
 from limssr.masking import build_protocol
 from limssr.subsets import parse_subset, subset_name
 
@@ -41,10 +41,8 @@ class LimssrDataModule(L.LightningDataModule):
     def __init__(self, cfg: RunConfig, data: SampleSet):
         super().__init__()
         self.cfg = cfg
-        train, val = data.split("train"), None
-        if cfg.train.selection == "val":
-            train, val = carve_validation(train, cfg.data.val_fraction, cfg.data.val_seed)
-        elif cfg.train.selection == "paper":
+        train, val, self.calibration = training_parts(cfg, data.split("train"))
+        if cfg.train.selection == "paper":
             val = data.split("test")
         self.train_set = make_dataset(cfg, data, train, True)
         self.val_set = make_dataset(cfg, data, val, False) if val is not None else None
