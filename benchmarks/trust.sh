@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
-# bash benchmarks/trust.sh [OUT]     (default OUT: /work/limssr-runs/results-bench)
+# bash benchmarks/trust.sh [OUT]     (default OUT: /work/limssr-runs/intervals-bench)
 #
 # The measured part of docs/trust.md, on the built-in synthetic data (demo preset, strict T-Miss,
-# validation-split selection, so every run has a calibration split):
+# validation-split selection, and 20% of the training split held out as a calibration split of its
+# own, data.calibration_fraction=0.2: 205 training, 51 validation, 64 calibration samples):
 # 1. LIMSSR, zero-fill and late fusion, seeds 1-3: conformal coverage and width per subset;
 # 2. LIMSSR without PCMI and without Path 2, seed 1, and `limssr trust` on seed 1 of each LIMSSR
 #    variant and of zero-fill: score shift, imputation fidelity, confidence against error;
 # 3. the tables, written into docs/trust.md.
-# The runs are those of benchmarks/results.sh (same OUT layout and configs), so either script reuses
-# the other's finished runs. About 1.5 h on a 2-core CPU. Resumable.
+# About 1.5 h on a 2-core CPU. Resumable: finished runs are reused (and unpacked from the archive
+# benchmarks/evidence/intervals-bench first, where a previous machine left them).
 set -euo pipefail
-OUT=${1:-/work/limssr-runs/results-bench}
+OUT=${1:-/work/limssr-runs/intervals-bench}
 BIN=${BIN:-.venv/bin}
-"$BIN/limssr" benchmark --preset demo --regimes strict --seeds 1,2,3 --out "$OUT" --methods limssr train.selection=val
+SET=(train.selection=val data.calibration_fraction=0.2)
+"$BIN/python" benchmarks/archive_runs.py unpack benchmarks/evidence/intervals-bench "$OUT"
+"$BIN/limssr" benchmark --preset demo --regimes strict --seeds 1,2,3 --out "$OUT" --methods limssr "${SET[@]}"
 "$BIN/limssr" benchmark --preset demo --regimes strict --seeds 1,2,3 --out "$OUT" --methods zero-fill,late-fusion \
-  --baseline-set train.epochs=40 --baseline-set train.lr=5e-4 train.selection=val
+  --baseline-set train.epochs=40 --baseline-set train.lr=5e-4 "${SET[@]}"
 "$BIN/limssr" benchmark --preset demo --regimes strict --seeds 1 --out "$OUT" --methods limssr-no-pcmi,limssr-no-path2 \
-  train.selection=val
+  "${SET[@]}"
 for m in limssr limssr-no-pcmi limssr-no-path2 zero-fill; do
   run="$OUT/$m/strict/seed-1"
   ls -d "$run"/trust* > /dev/null 2>&1 || "$BIN/limssr" trust "$run" > /dev/null
 done
+"$BIN/python" benchmarks/archive_runs.py pack "$OUT" benchmarks/evidence/intervals-bench
 "$BIN/python" benchmarks/trust_tables.py "$OUT" --doc docs/trust.md --json benchmarks/evidence/trust.json \
   --preface "Measured at commit $(git rev-parse --short HEAD) with \`bash benchmarks/trust.sh\` (2-core CPU, default backbone)."
