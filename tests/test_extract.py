@@ -142,7 +142,7 @@ def test_extract_train_predict_end_to_end(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "p0," in text and "video+flow" in text and "scored 1 video(s)" in text
     rows = (out / "predictions" / "p0.csv").read_text().splitlines()
-    assert rows[0].startswith("name,score,present,missing") and rows[1].split(",")[3] == "audio"
+    assert rows[0].startswith("name,score,lo,hi,present,missing") and rows[1].split(",")[5] == "audio"
 
 
 @pytest.mark.parametrize("name", sorted(ex.describe()))

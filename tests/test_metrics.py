@@ -43,4 +43,4 @@ def test_summary_average_excludes_the_complete_subset():
     assert res["average"]["spearman"] == pytest.approx(
         fisher_z_mean([res["subsets"]["va"]["spearman"], res["subsets"]["v"]["spearman"]]))
     assert res["baseline_train_mean_mse"]["vaf"] == pytest.approx(sum((4.5 - i) ** 2 for i in range(10)) / 10)
-    assert set(res["subsets"]["va"]) == {"spearman", "spearman_ci", "mse", "rl2", "n"}
+    assert set(res["subsets"]["va"]) == {"spearman", "spearman_ci", "mse", "rl2", "n", "n_exact"}
