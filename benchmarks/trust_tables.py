@@ -22,7 +22,8 @@ import numpy as np
 
 HEADING = "## Measured on the built-in data"
 NAMES = {"limssr": "LIMSSR", "limssr-no-pcmi": "LIMSSR without PCMI", "limssr-no-path2": "LIMSSR without Path 2",
-         "zero-fill": "zero-fill", "late-fusion": "late fusion"}
+         "zero-fill": "zero-fill", "late-fusion": "late fusion", "gcnet": "GCNet", "mcmoe": "MCMoE", "momke": "MoMKE",
+         "actionmae": "ActionMAE"}
 
 
 def _newest(run: Path, prefix: str, file: str) -> Path | None:
@@ -64,7 +65,8 @@ def coverage_table(root: Path, regime: str) -> tuple[str, dict]:
     target = data[methods[0]][0]["target"]
     lines = [f"Test coverage of the {100 * target:g}% intervals (mean +- sd over seeds) / mean width in score "
              "units, per subset:", "",
-             "| Subset | " + " | ".join(f"{NAMES.get(m, m)} ({len(data[m])} seeds)" for m in methods) + " |",
+             "| Subset | " + " | ".join(f"{NAMES.get(m, m)} ({len(data[m])} seed{'s' * (len(data[m]) > 1)})"
+                                        for m in methods) + " |",
              "|---|" + "---:|" * len(methods)]
     summary: dict = {"target": target, "methods": {}}
     for name in subsets:
@@ -73,7 +75,8 @@ def coverage_table(root: Path, regime: str) -> tuple[str, dict]:
             cov = [s["rows"][name][0] for s in data[m] if name in s["rows"]]
             wid = [s["rows"][name][1] for s in data[m] if name in s["rows"]]
             summary["methods"].setdefault(m, {})[name] = {"coverage": cov, "width": wid}
-            cells.append(f"{100 * np.mean(cov):.1f} +- {100 * np.std(cov):.1f} / {np.mean(wid):.1f}" if cov else "-")
+            spread = f" +- {100 * np.std(cov):.1f}" if len(cov) > 1 else ""
+            cells.append(f"{100 * np.mean(cov):.1f}{spread} / {np.mean(wid):.1f}" if cov else "-")
         lines.append(f"| {_subset(name)} | " + " | ".join(cells) + " |")
     worst = {m: max(abs(np.mean(v["coverage"]) - target) for n, v in summary["methods"][m].items() if v["coverage"])
              for m in methods}
