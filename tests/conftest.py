@@ -16,6 +16,13 @@ DIMS = {"video": 32, "audio": 16, "flow": 24}
 PROMPT_NAMES = ["visual", "audio", "flow"]
 
 
+def quick_train_args(n_train: int, n_test: int) -> list[str]:
+    """`limssr train` arguments for a one-epoch tiny-backbone run on small synthetic data of DIMS."""
+    return ["--preset", "synthetic-quick", "--backbone", "tiny", "train.epochs=1", f"data.synthetic.n_train={n_train}",
+            f"data.synthetic.n_test={n_test}",
+            f"data.synthetic.dims={{video: {DIMS['video']}, audio: {DIMS['audio']}, flow: {DIMS['flow']}}}"]
+
+
 def tiny_run_config(overrides: list[str] | None = None) -> RunConfig:
     """A run config on small synthetic data with the tiny backbone, plus `key=value` overrides."""
     base = {

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DIMS
+from conftest import DIMS, quick_train_args
 
 from limssr.cli import run
 from limssr.conformal import Calibration, ConformalError, apply, calibrate, interval_results, min_calibration
@@ -88,9 +88,7 @@ def test_heads_scale_needs_two_heads_and_a_bad_calibration_file_is_named():
     assert again.scores == cal.scores and again.quantile("v", 0.8) == cal.quantile("v", 0.8)
 
 
-QUICK = ["--preset", "synthetic-quick", "--backbone", "tiny", "train.epochs=1", "data.synthetic.n_train=60",
-         "data.synthetic.n_test=12", f"data.synthetic.dims={{video: {DIMS['video']}, audio: {DIMS['audio']}, "
-         f"flow: {DIMS['flow']}}}"]
+QUICK = quick_train_args(n_train=60, n_test=12)
 
 
 @pytest.mark.parametrize("method", ["limssr", "zero-fill"])

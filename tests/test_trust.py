@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import DIMS
+from conftest import quick_train_args
 
 from limssr.cli import run
 from limssr.data.dataset import AQADataset
@@ -60,9 +60,7 @@ def test_fidelity_of_the_tiny_model(tiny_model, small_data):
         assert r["fidelity"][-1] != 0.0  # deeper, the placeholders read the shown modalities
 
 
-QUICK = ["--preset", "synthetic-quick", "--backbone", "tiny", "train.epochs=1", "data.synthetic.n_train=24",
-         "data.synthetic.n_test=8", f"data.synthetic.dims={{video: {DIMS['video']}, audio: {DIMS['audio']}, "
-         f"flow: {DIMS['flow']}}}"]
+QUICK = quick_train_args(n_train=24, n_test=8)
 
 
 @pytest.mark.parametrize("method", ["limssr", "zero-fill"])

@@ -409,10 +409,9 @@ def export_run(run_dir: str | Path, out: str | Path, base_model: str | None = No
     if is_export(run_dir):
         raise RunError(f"'{run_dir}' is an export already")
     cfg, model = load_trained(run_dir)
-    evals = sorted((p for p in run_dir.glob("eval*") if (p / "results.json").is_file()),
-                   key=lambda p: p.stat().st_mtime)
-    results = read_results_json(evals[-1] / "results.json") if evals else None
-    calibration = evals[-1] / CALIBRATION_FILE if evals and (evals[-1] / CALIBRATION_FILE).is_file() else None
+    latest = latest_eval_dir(run_dir)  # the evaluation latest_calibration and `limssr plot` read too
+    results = read_results_json(latest / "results.json") if latest and (latest / "results.json").is_file() else None
+    calibration = latest / CALIBRATION_FILE if latest and (latest / CALIBRATION_FILE).is_file() else None
     return write_export(cfg, model.cpu(), out, results=results, run_dir=run_dir, base_model=base_model,
                         revision=revision, calibration=calibration)
 
@@ -430,15 +429,7 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
         if not 0 < coverage < 1:
             raise RunError(f"--coverage must be strictly between 0 and 1 (e.g. 0.9), got {coverage}")
         cfg = replace(cfg, eval=replace(cfg.eval, coverage=float(coverage)))
-    if data_path is not None:
-        # the same reader table as training: the layout is detected (generic, FS1000, Fis-V or RG)
-        cfg = replace(cfg, data=replace(cfg.data, source="auto", path=str(data_path)))
-    if data is None:
-        data = load_data(cfg)
-    if data.modalities != model.modalities or data.dims != model.dims:
-        raise DataError(f"the data has modalities/dims {data.dims}, the model was trained on {model.dims}")
-    test = make_dataset(cfg, data, data.split("test"), train=False)
-    loader = make_loader(test, cfg.eval.batch_size, shuffle=False)
+    cfg, data, test, loader = _test_split(cfg, model, data_path, data)
     device = best_device()
     precision = resolve_precision(cfg.train.precision, cfg.method)
     model = model.to(device).prepare_inference(precision)
@@ -478,20 +469,27 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
     return results, out_dir
 
 
+def _test_split(cfg: RunConfig, model, data_path: str | None, data: SampleSet | None):
+    """(cfg, data, test dataset, its loader) for scoring `model`; `data_path` reads other data through
+    the same reader table as training (the layout is detected), checked against the model's dims."""
+    if data_path is not None:
+        cfg = replace(cfg, data=replace(cfg.data, source="auto", path=str(data_path)))
+    if data is None:
+        data = load_data(cfg)
+    if data.modalities != model.modalities or data.dims != model.dims:
+        raise DataError(f"the data has modalities/dims {data.dims}, the model was trained on {model.dims}")
+    test = make_dataset(cfg, data, data.split("test"), train=False)
+    return cfg, data, test, make_loader(test, cfg.eval.batch_size, shuffle=False)
+
+
 @quiet_libraries()
 def trust_run(run_dir: str | Path, data_path: str | None = None, out_dir: str | Path | None = None,
-          show: bool = True) -> tuple[dict, Path]:
+              show: bool = True) -> tuple[dict, Path]:
     """The hallucination measures of limssr.trust for a run's model on its test split, written to
     RUN_DIR/trust*/ (trust.json, trust.md, shift.png, fidelity.png)."""
     run_dir = Path(run_dir)
     cfg, model = load_trained(run_dir)
-    if data_path is not None:
-        cfg = replace(cfg, data=replace(cfg.data, source="auto", path=str(data_path)))
-    data = load_data(cfg)
-    if data.modalities != model.modalities or data.dims != model.dims:
-        raise DataError(f"the data has modalities/dims {data.dims}, the model was trained on {model.dims}")
-    test = make_dataset(cfg, data, data.split("test"), train=False)
-    loader = make_loader(test, cfg.eval.batch_size, shuffle=False)
+    cfg, data, test, loader = _test_split(cfg, model, data_path, None)
     device = best_device()
     model = model.to(device)
     t0 = time.time()
