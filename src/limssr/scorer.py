@@ -77,10 +77,12 @@ class Scorer:
                   coverage: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(score, lo, hi) arrays, as `predict`, with each score's conformal interval at `coverage`
         (default the calibrated one); lo and hi are nan where its pattern had too few calibration
-        samples. Needs a calibrated run (trained with train.selection=val, then evaluated)."""
+        samples. Needs a calibrated run (trained with data.calibration_fraction or train.selection=val,
+        then evaluated)."""
         if self.calibration is None:
             raise ConformalError(f"{self.source}: no calibration (conformal.json); intervals need a run trained "
-                                 "with train.selection=val and evaluated (`limssr evaluate RUN_DIR`)")
+                                 "with data.calibration_fraction (e.g. 0.2) or train.selection=val, then evaluated "
+                                 "(`limssr evaluate RUN_DIR`)")
         return self._arrays(list(features) if isinstance(features, (list, tuple)) else [features], coverage)
 
     def _arrays(self, items, coverage):
@@ -127,7 +129,8 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | Non
         cal = scorer.calibration
         print(f"lo, hi: {100 * (coverage or cal.coverage):g}% conformal interval, calibrated per pattern of shown "
               f"modalities on the {cal.split}" if cal else
-              "lo, hi empty: the run has no calibration (train with train.selection=val, then `limssr evaluate`)")
+              "lo, hi empty: the run has no calibration (train with data.calibration_fraction=0.2, then "
+              "`limssr evaluate`)")
         print(f"predictions written to {out_path}")
     return out_path
 

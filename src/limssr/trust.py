@@ -83,19 +83,20 @@ def confidence_vs_error(preds: dict[str, Predictions], complete: str, model) -> 
     return out
 
 
-def _span_states(model, batch, mask: torch.Tensor, j: int) -> list[torch.Tensor]:
-    """Per layer (embeddings first), modality j's span states averaged over real steps: (B, H)."""
+def _span_states(model, batch, mask: torch.Tensor) -> list[torch.Tensor]:
+    """Per layer (embeddings first), every modality's span states averaged over real steps: (B, M, H)."""
     valid = batch.time_mask if model.cfg.mask_padding else torch.ones_like(batch.time_mask)
     shown = hide(batch, mask)
     embeds, attend, positions, layout = model.assemble(shown.features, shown.mask, valid)
     out = model.backbone(inputs_embeds=embeds.to(model.compute_dtype), position_ids=positions,
                          attention_mask=None if bool(attend.all()) else attend.long(), output_hidden_states=True)
-    pos = layout.span_start[:, j, None] + torch.arange(layout.steps, device=embeds.device)  # (B, T)
-    w = valid.to(torch.float32)[..., None]
+    bsz, num_mod = mask.shape
+    pos = (layout.span_start[:, :, None] + torch.arange(layout.steps, device=embeds.device)).flatten(1)  # (B, M*T)
+    w = valid.to(torch.float32)[:, None, :, None]  # (B, 1, T, 1)
     states = []
     for h in out.hidden_states:
-        span = h.float().gather(1, pos[..., None].expand(-1, -1, h.shape[-1]))  # (B, T, H)
-        states.append((span * w).sum(1) / w.sum(1).clamp(min=1.0))
+        span = h.float().gather(1, pos[..., None].expand(-1, -1, h.shape[-1])).view(bsz, num_mod, layout.steps, -1)
+        states.append((span * w).sum(2) / w.sum(2).clamp(min=1.0))
     return states
 
 
@@ -127,11 +128,12 @@ def imputation_fidelity(model, loader, device: torch.device, seed: int = 0) -> d
             continue
         batch = select_samples(batch, keep).to(device)
         full = batch.available.clone()
+        every = _span_states(model, batch, full)  # the complete input once, every modality's span from it
         for j in range(len(mods)):
             without = full.clone()
             without[:, j] = False
-            shown[j].append([x.cpu().numpy() for x in _span_states(model, batch, full, j)])
-            hidden[j].append([x.cpu().numpy() for x in _span_states(model, batch, without, j)])
+            shown[j].append([x[:, j].cpu().numpy() for x in every])
+            hidden[j].append([x[:, j].cpu().numpy() for x in _span_states(model, batch, without)])
     n = sum(len(parts[0]) for parts in shown[0]) if shown[0] else 0
     if n < 3:
         return {"n": n, "note": "fewer than 3 test samples have every modality: fidelity not measured"}
