@@ -1,6 +1,7 @@
 """Crash and resume: a run killed with SIGKILL at an arbitrary step and resumed with
 `limssr train --resume` ends with exactly the metrics of an uninterrupted run (deterministic mode, CPU)."""
 
+import csv
 import json
 import os
 import random
@@ -27,6 +28,17 @@ def _cli(*args):
 
 def _results(run_dir):
     return json.loads((run_dir / "eval" / "results.json").read_text())
+
+
+def _log_rows(run_dir):
+    """(epoch, step, the logged keys and their values) of each row of logs/metrics.csv."""
+    with (run_dir / "logs" / "metrics.csv").open(newline="") as fh:
+        return [(r["epoch"], r["step"], tuple(sorted((k, v) for k, v in r.items() if v and k not in ("epoch", "step"))))
+                for r in csv.DictReader(fh)]
+
+
+def _validated(row):
+    return any(k == "val/select" for k, _ in row[2])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
@@ -61,6 +73,10 @@ def test_a_stop_then_resume_gives_the_same_final_metrics(tmp_path, sig):
     a, b = _results(whole), _results(killed)
     assert a["subsets"] == b["subsets"] and a["average"] == b["average"], (stopped_at, a["average"], b["average"])
     assert json.loads((whole / "selection.json").read_text()) == json.loads((killed / "selection.json").read_text())
+    # the training log: no row twice, and every validation row of the uninterrupted run, equal
+    rows = _log_rows(killed)
+    assert len(rows) == len(set(rows)), [r for r in rows if rows.count(r) > 1]
+    assert [r for r in rows if _validated(r)] == [r for r in _log_rows(whole) if _validated(r)]
     print(f"stopped ({sig.name}) after epoch {stopped_at}")
     for name, r in (("uninterrupted", a), ("killed+resumed", b)):
         print(f"{name}: " + " ".join(f"{k}={v['spearman']:.10f}/{v['mse']:.6f}" for k, v in r["subsets"].items())

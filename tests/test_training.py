@@ -99,3 +99,19 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     assert (run_dir / "model.safetensors").is_file()
     assert load_training_checkpoint(run_dir / "checkpoints" / "last.safetensors")["epoch"] == 2
     assert len(_epoch_losses(run_dir)) == 3
+
+
+def test_trim_csv_log_drops_rows_after_the_checkpoint(tmp_path):
+    """A stop that falls after rows of a later epoch were logged: resuming from the checkpoint of
+    epoch 1 drops them (training logs them again), keeps the rest byte for byte."""
+    from limssr.training import trim_csv_log
+
+    log = tmp_path / "logs" / "metrics.csv"
+    log.parent.mkdir()
+    rows = ["epoch,loss_step,step,val/select", "0,0.5,4,", "0,,5,0.7", "1,0.4,9,", "1,,11,0.8", "2,0.3,14,"]
+    log.write_text("\n".join(rows) + "\n")
+    trim_csv_log(tmp_path, 1)
+    assert log.read_text() == "\n".join(rows[:5]) + "\n"
+    trim_csv_log(tmp_path, 1)  # nothing more to drop: unchanged
+    assert log.read_text() == "\n".join(rows[:5]) + "\n"
+    trim_csv_log(tmp_path / "nowhere", 0)  # no log yet: nothing to do

@@ -127,6 +127,17 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint '{path}' has a damaged state tree ({err})") from None
 
 
+def training_checkpoint_epoch(path: str | Path) -> int:
+    """The epoch a training checkpoint was saved in, read from its metadata alone (no tensors)."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+        top = dict(json.loads(metadata[TREE_KEY])["dict"])
+        return int(top["epoch"]["value"])
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint '{path}' is damaged or not a training checkpoint (no readable epoch: {err})") from None
+
+
 class SafetensorsCheckpointIO(CheckpointIO):
     """Lightning checkpoint I/O without pickle (see the module docstring)."""
 

@@ -84,6 +84,10 @@ class ModelConfig:
     # Display names used in the prompt; the reference says "visual" for video.
     prompt_names: dict[str, str] = field(default_factory=lambda: {"video": "visual"})
     dims: dict[str, int] = field(default_factory=dict)  # filled from the data when empty
+    # filled from the data: for each modality with a length of its own (limssr-data.yaml 'own_length'),
+    # the steps of its span, min(data.clip_num, its longest training sample); a missing one gets that
+    # many placeholders. Time-aligned modalities are absent: their span is the batch's T
+    span_lengths: dict[str, int] = field(default_factory=dict)
     num_fusion_tokens: int = 4
     dropout: float = 0.15
     attention_heads: int = 4  # Path 2 cross-modal attention
@@ -512,6 +516,10 @@ def validate(cfg: RunConfig) -> None:
             parse_subset(cfg.train.fixed_subset, mods)
         except ValueError as err:
             raise ConfigError(f"config key 'train.fixed_subset': {err}") from None
+    for m, n in cfg.model.span_lengths.items():
+        if m not in mods or n < 1:
+            raise ConfigError(f"config key 'model.span_lengths.{m}' must name a modality of model.modalities "
+                              f"{mods} with at least 1 step, got {n}")
     for m, d in cfg.model.dims.items():
         if m not in mods:
             raise ConfigError(f"config key 'model.dims.{m}' names a modality not in model.modalities {mods}")

@@ -28,7 +28,7 @@ import lightning as L
 import yaml
 
 from limssr.aggregate import across_score_types, aggregate_seeds, latest_results, score_types_markdown, seeds_markdown
-from limssr.checkpoint import CheckpointError, load_training_checkpoint, load_weights, save_weights
+from limssr.checkpoint import CheckpointError, load_training_checkpoint, load_weights, save_weights, training_checkpoint_epoch
 from limssr.config import RunConfig, config_from_dict
 from limssr.conformal import CALIBRATION_FILE, Calibration, apply, calibrate, interval_results
 from limssr.data import DataError, SampleSet, load_data
@@ -46,7 +46,7 @@ from limssr.report import print_table, write_results
 from limssr.subsets import subset_name
 from limssr.training import (BEST_CHECKPOINT, LAST_CHECKPOINT, LimssrDataModule, TrainingModule, TrainingTime,
                              best_validation_score, build_model, check_loggers, is_worker_process, make_trainer,
-                             selection_label)
+                             selection_label, trim_csv_log)
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -97,11 +97,15 @@ def quiet_libraries():
 
 
 def resolve(cfg: RunConfig, data: SampleSet) -> RunConfig:
-    """Fill the modalities and feature dims from the data; refuse dims that contradict the config."""
+    """Fill the modalities, feature dims and span lengths from the data; refuse dims that contradict
+    the config."""
     for m, d in cfg.model.dims.items():
         if m in data.dims and data.dims[m] != d:
             raise DataError(f"config key 'model.dims.{m}' is {d} but the data's '{m}' features have dim {data.dims[m]}")
-    model = replace(cfg.model, modalities=list(data.modalities), dims=dict(data.dims))
+    train = data.splits.get("train", [])
+    spans = {m: min(cfg.data.clip_num, max((s.features[m].shape[0] for s in train if m in s.features), default=1))
+             for m in data.own_length}
+    model = replace(cfg.model, modalities=list(data.modalities), dims=dict(data.dims), span_lengths=spans)
     data_cfg = replace(cfg.data, score_range=float(data.score_range),
                        path=str(Path(cfg.data.path).resolve()) if cfg.data.path else None,
                        score_type=data.info.get("score_type", cfg.data.score_type))
@@ -295,6 +299,8 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
                 atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
                 write_data_record(run_dir, data)
             atomic_write_text(run_dir / ENV_FILE, json.dumps(environment(), indent=2) + "\n")  # every attempt
+            if ckpt is not None:
+                trim_csv_log(run_dir, training_checkpoint_epoch(ckpt))
         dm = LimssrDataModule(cfg, data)
         if not worker:
             _write_masks(run_dir, dm, cfg.model.modalities)

@@ -55,9 +55,9 @@ class Scorer:
         """Predictions (raw units) for `samples`, each scored with the modalities it has; with a
         calibration, their intervals too (at `coverage`, default the calibrated one)."""
         for s in samples:
-            check_sample(s, self.modalities, self.dims, where)
+            check_sample(s, self.modalities, self.dims, where, own_length=list(self.cfg.model.span_lengths))
         dataset = AQADataset(samples, self.modalities, self.dims, 1.0, self.cfg.data.clip_num, train=False,
-                             test_crop=self.cfg.data.test_crop)
+                             test_crop=self.cfg.data.test_crop, span_lengths=self.cfg.model.span_lengths)
         loader = make_loader(dataset, self.cfg.eval.batch_size, shuffle=False)
         device = next(self.model.parameters()).device
         preds = predict(self.model, loader, None, device, self.precision, 1.0)

@@ -31,7 +31,9 @@ import torch
 
 from limssr.data.dataset import hide
 from limssr.evaluation import Predictions, select_samples
+from limssr.methods.base import step_masks
 from limssr.metrics import spearman
+from limssr.sequence import padded_span_positions
 from limssr.subsets import subset_name
 
 
@@ -85,17 +87,18 @@ def confidence_vs_error(preds: dict[str, Predictions], complete: str, model) -> 
 
 def _span_states(model, batch, mask: torch.Tensor) -> list[torch.Tensor]:
     """Per layer (embeddings first), every modality's span states averaged over real steps: (B, M, H)."""
-    valid = batch.time_mask if model.cfg.mask_padding else torch.ones_like(batch.time_mask)
+    tm = step_masks(batch.time_mask, len(model.modalities))
+    valid = tm if model.cfg.mask_padding else torch.ones_like(tm)
     shown = hide(batch, mask)
     embeds, attend, positions, layout = model.assemble(shown.features, shown.mask, valid)
     out = model.backbone(inputs_embeds=embeds.to(model.compute_dtype), position_ids=positions,
                          attention_mask=None if bool(attend.all()) else attend.long(), output_hidden_states=True)
     bsz, num_mod = mask.shape
-    pos = (layout.span_start[:, :, None] + torch.arange(layout.steps, device=embeds.device)).flatten(1)  # (B, M*T)
-    w = valid.to(torch.float32)[:, None, :, None]  # (B, 1, T, 1)
+    pos, exists = padded_span_positions(layout)  # (B, M, Tmax), (M, Tmax)
+    w = (valid[:, :, :pos.shape[-1]] & exists).to(torch.float32)[..., None]  # (B, M, Tmax, 1)
     states = []
     for h in out.hidden_states:
-        span = h.float().gather(1, pos[..., None].expand(-1, -1, h.shape[-1])).view(bsz, num_mod, layout.steps, -1)
+        span = h.float().gather(1, pos.flatten(1)[..., None].expand(-1, -1, h.shape[-1])).view(bsz, num_mod, pos.shape[-1], -1)
         states.append((span * w).sum(2) / w.sum(2).clamp(min=1.0))
     return states
 

@@ -20,7 +20,7 @@ from limssr.data.generic import load_array, read_labels, read_manifest
 from limssr.config import DataConfig
 from limssr.data.released import (FS1000_FOLDERS, FS1000_LABELS, LAYOUTS, PAMFN_SUFFIX, SPECS, detect_layout,
                                   feature_file, feature_table, read_dataset)
-from limssr.data.samples import DataError
+from limssr.data.samples import DataError, array_problem, length_problem
 
 
 @dataclass
@@ -125,7 +125,8 @@ def check_directory(path: str | Path, dataset: str | None = None, max_length_mis
         return report
     try:
         for group, rows, sources, divisors in _groups(root, layout, report):
-            _check_group(group, rows, sources, divisors, max_length_mismatch, report, natural_ok=layout == "generic")
+            _check_group(group, rows, sources, divisors, max_length_mismatch, report, natural_ok=layout == "generic",
+                         own_length=read_manifest(root)["own_length"] if layout == "generic" else [])
             initials = [m[0] for m in sources]
             if len(set(initials)) != len(initials):
                 report.problems.append(f"{group}: modality names {list(sources)} share an initial; subsets are "
@@ -141,7 +142,8 @@ def check_directory(path: str | Path, dataset: str | None = None, max_length_mis
     return report
 
 
-def _check_group(group, rows, sources, divisors, max_mismatch, report: CheckReport, natural_ok: bool) -> None:
+def _check_group(group, rows, sources, divisors, max_mismatch, report: CheckReport, natural_ok: bool,
+                 own_length: list[str]) -> None:
     """`natural_ok`: a sample missing some (not all) modalities is natural missingness (generic
     layout), counted but not a problem; the released datasets are complete, so there it is one."""
     seen: dict[str, list[tuple[int, int, str]]] = {m: [] for m in sources}  # (T, dim, where) per file
@@ -175,19 +177,16 @@ def _check_group(group, rows, sources, divisors, max_mismatch, report: CheckRepo
                     report.problems.append(str(err))
                     continue
                 where = src.where(name)
-                if arr.ndim != 2:
-                    report.problems.append(f"{where}: expected a 2-D (T, D) array, got shape {arr.shape}")
-                    continue
-                if arr.shape[0] == 0:
-                    report.problems.append(f"{where}: T = 0 time steps")
-                    continue
-                if not np.isfinite(arr).all():
-                    report.problems.append(f"{where}: holds NaN or Inf values")
+                problem = array_problem(arr)  # dims are compared across files below
+                if problem:
+                    report.problems.append(f"{where}: {problem}")
+                    if arr.ndim != 2 or arr.shape[0] == 0:
+                        continue
                 seen[m].append((arr.shape[0], arr.shape[1], where))
                 sample_len[m] = arr.shape[0]
-            if sample_len and max(sample_len.values()) - min(sample_len.values()) > max_mismatch:
-                report.problems.append(f"{group} {split}: '{name}' has modality lengths {sample_len}, "
-                                       f"differing by more than {max_mismatch} step(s)")
+            problem = length_problem(sample_len, max_mismatch, own_length)
+            if problem:
+                report.problems.append(f"{group} {split}: '{name}' {problem}")
     for m, files in seen.items():
         if not files:
             continue

@@ -5,6 +5,8 @@
                                 score_range: 130                    (labels are divided by it)
                                 or, for several score columns,
                                 score_ranges: {TES: 45, PCS: 40}
+                                own_length: [title, vector]          (optional: modalities that are
+                                  not time-aligned with the others; each keeps its own length)
       train.csv, test.csv       header `name,score` (or `name,TES,PCS`), one row per sample
       features/<modality>/<name>.npy
                                 float (T, D) array; a missing file means that modality is
@@ -70,6 +72,10 @@ def read_manifest(root: Path) -> dict:
             key = "score_range" if "score_ranges" not in manifest else f"score_ranges.{column}"
             raise DataError(f"{path}: key '{key}' must be a positive number, got {rng!r}")
     manifest["score_ranges"] = {str(k): float(v) for k, v in ranges.items()}
+    own = manifest.get("own_length", [])
+    if not isinstance(own, list) or any(m not in mods for m in own) or len(set(own)) != len(own):
+        raise DataError(f"{path}: key 'own_length' must list distinct names from 'modalities' {mods}, got {own!r}")
+    manifest["own_length"] = list(own)
     return manifest
 
 
@@ -178,9 +184,10 @@ def read_generic(root: str | Path, splits: tuple[str, ...] = ("train", "test"), 
     check_disjoint(out, str(root))
     for split, samples in out.items():
         for s in samples:
-            check_sample(s, modalities, dims, f"{root}/{split}", max_length_mismatch)
+            check_sample(s, modalities, dims, f"{root}/{split}", max_length_mismatch, manifest["own_length"])
     return SampleSet(modalities=modalities, dims=dims, score_range=ranges[column], splits=out,
-                     info={"source": "generic", "path": str(root), "score_type": column})
+                     info={"source": "generic", "path": str(root), "score_type": column},
+                     own_length=manifest["own_length"])
 
 
 def write_generic(data: SampleSet, root: str | Path) -> Path:
@@ -191,8 +198,10 @@ def write_generic(data: SampleSet, root: str | Path) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
-        (tmp / MANIFEST).write_text(yaml.safe_dump(
-            {"modalities": data.modalities, "score_range": data.score_range}, sort_keys=False))
+        manifest = {"modalities": data.modalities, "score_range": data.score_range}
+        if data.own_length:
+            manifest["own_length"] = list(data.own_length)
+        (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
         for m in data.modalities:
             (tmp / "features" / m).mkdir(parents=True)
         for split, samples in data.splits.items():

@@ -17,7 +17,8 @@ from limssr.subsets import all_subsets
 def make_dataset(cfg: RunConfig, data: SampleSet, samples: list, train: bool) -> AQADataset:
     """A dataset over `samples` of `data`, cut as the config says (random crop when `train`)."""
     return AQADataset(samples, data.modalities, data.dims, data.score_range, cfg.data.clip_num,
-                      train=train, test_crop=cfg.data.test_crop, train_crop=cfg.data.train_crop)
+                      train=train, test_crop=cfg.data.test_crop, train_crop=cfg.data.train_crop,
+                      span_lengths=cfg.model.span_lengths)
 
 
 def make_loader(dataset: AQADataset, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:

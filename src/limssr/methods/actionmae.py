@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from limssr.layers import masked_mean
-from limssr.methods.base import (Method, ScoreOutput, drop_for_training, gdlt_projections, project_all,
+from limssr.methods.base import (step_masks, Method, ScoreOutput, drop_for_training, gdlt_projections, project_all,
                                  task_and_reconstruction, temporal_encoder)
 from limssr.methods.registry import register
 
@@ -45,8 +45,9 @@ class ActionMAE(Method):
 
     def forward(self, features, mask, time_mask) -> ScoreOutput:
         kept = drop_for_training(mask, incomplete_only=False) if self.training else mask
-        x = project_all(self.proj, self.modalities, features, mask[:, :, None] & time_mask[:, None, :])
-        tokens = torch.stack([masked_mean(self.streams[j](x[:, j], src_key_padding_mask=~time_mask), time_mask)
+        tm = step_masks(time_mask, len(self.modalities))  # (B, M, T)
+        x = project_all(self.proj, self.modalities, features, mask[:, :, None] & tm)
+        tokens = torch.stack([masked_mean(self.streams[j](x[:, j], src_key_padding_mask=~tm[:, j]), tm[:, j])
                               for j in range(len(self.modalities))], dim=1) + self.modality_embed  # (B, M, d)
         memory = self.memory.expand(tokens.shape[0], -1, -1)
         visible = torch.cat([torch.ones_like(kept[:, :1]), kept], dim=1)

@@ -3,7 +3,8 @@
 A method is an `nn.Module` with
 * `forward(features, mask, time_mask) -> output` where `output.score` is (B,) on the normalised
   scale [0, 1] (score / score_range); `features` maps modality -> (B, T, D), zeros where hidden;
-  `mask` (B, M) says which modalities are shown, `time_mask` (B, T) which steps are real;
+  `mask` (B, M) says which modalities are shown, `time_mask` (B, M, T) which steps of each modality
+  are real (a (B, T) mask, the same for every modality, is accepted too: `step_masks`);
 * `loss(output, target) -> {"loss": total, ...parts}`; `head_scores(output)`, any per-head scores;
 * `modalities`, `dims`, `trainable_state_dict()`, `load_trainable_state_dict()`;
 * optionally `set_epoch(epoch)` for methods whose training changes with the epoch (MoMKE's stages),
@@ -161,6 +162,11 @@ def task_and_reconstruction(out: ScoreOutput, target: torch.Tensor, alpha_mse: f
 def gdlt_projections(dims: dict[str, int], d: int, dropout: float) -> nn.ModuleDict:
     """One GDLT-style projector per modality: Conv1d(k=1) D -> D/2, BN, ReLU, Conv1d -> d, BN."""
     return nn.ModuleDict({m: TimeProjection(dim, d, dropout, mid=max(dim // 2, d // 2)) for m, dim in dims.items()})
+
+
+def step_masks(time_mask: torch.Tensor, num_modalities: int) -> torch.Tensor:
+    """(B, M, T) real steps per modality; a (B, T) mask (every modality alike) is expanded."""
+    return time_mask[:, None, :].expand(-1, num_modalities, -1) if time_mask.dim() == 2 else time_mask
 
 
 def project_all(proj: nn.ModuleDict, modalities: list[str], features: dict[str, torch.Tensor],

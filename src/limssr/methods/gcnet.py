@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from limssr.layers import masked_mean, regressor
-from limssr.methods.base import (Method, ScoreOutput, drop_for_training, gdlt_projections, project_all,
+from limssr.methods.base import (step_masks, Method, ScoreOutput, drop_for_training, gdlt_projections, project_all,
                                  task_and_reconstruction)
 from limssr.methods.registry import register
 
@@ -70,7 +70,9 @@ class GCNet(Method):
 
     def forward(self, features, mask, time_mask) -> ScoreOutput:
         shown = drop_for_training(mask, incomplete_only=False) if self.training and self.modality_dropout else mask
-        full = project_all(self.proj, self.modalities, features, mask[:, :, None] & time_mask[:, None, :])
+        tm = step_masks(time_mask, len(self.modalities))  # (B, M, T)
+        time_mask = tm.any(dim=1)  # (B, T): steps any modality has
+        full = project_all(self.proj, self.modalities, features, mask[:, :, None] & tm)
         x = (full * shown[:, :, None, None]).permute(0, 2, 1, 3).flatten(2)  # (B, T, M*d)
         nodes, _ = self.lstm(x)
         graph = self.graph(nodes, time_mask)
@@ -79,7 +81,7 @@ class GCNet(Method):
         score = torch.sigmoid(self.head(masked_mean(fused, time_mask))).squeeze(-1)
         recon = []
         for j in range(len(self.modalities)):
-            rows = (mask[:, j] & ~shown[:, j])[:, None] & time_mask
+            rows = (mask[:, j] & ~shown[:, j])[:, None] & tm[:, j]
             if rows.any():
                 recon.append(F.mse_loss(self.recon[j](fused)[rows], full[:, j][rows].detach()))
         return ScoreOutput(score, {"recon": sum(recon) if recon else score.new_zeros(())})

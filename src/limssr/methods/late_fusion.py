@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from limssr.layers import masked_mean, regressor
-from limssr.methods.base import Method, ScoreOutput, drop_for_training, gdlt_projections, mse, temporal_encoder
+from limssr.methods.base import step_masks, Method, ScoreOutput, drop_for_training, gdlt_projections, mse, temporal_encoder
 from limssr.methods.registry import register
 
 
@@ -27,11 +27,12 @@ class LateFusion(Method):
     def forward(self, features, mask, time_mask) -> ScoreOutput:
         if self.training and self.modality_dropout:
             mask = drop_for_training(mask, incomplete_only=False)
+        tm = step_masks(time_mask, len(self.modalities))  # (B, M, T)
         per = []
         for j, m in enumerate(self.modalities):
-            x = self.proj[m].sequence(features[m], mask[:, j, None] & time_mask)
-            h = self.encoders[m](x, src_key_padding_mask=~time_mask)
-            per.append(torch.sigmoid(self.heads[m](masked_mean(h, time_mask))).squeeze(-1))
+            x = self.proj[m].sequence(features[m], mask[:, j, None] & tm[:, j])
+            h = self.encoders[m](x, src_key_padding_mask=~tm[:, j])
+            per.append(torch.sigmoid(self.heads[m](masked_mean(h, tm[:, j]))).squeeze(-1))
         per = torch.stack(per, dim=1)  # (B, M)
         w = mask.to(per.dtype)
         score = (per * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)

@@ -21,10 +21,10 @@ from limssr.backbone import Backbone, load_backbone
 from limssr.config import LossConfig, ModelConfig
 from limssr.layers import TimeProjection, masked_mean, regressor
 from limssr.losses import batch_hard_cosine_triplet
-from limssr.methods.base import Method
+from limssr.methods.base import Method, step_masks
 from limssr.methods.limssr_speed import SpeedPaths, prepare_inference, store_frozen_weights
 from limssr.methods.registry import register
-from limssr.sequence import Layout, build_layout, prompt_text
+from limssr.sequence import Layout, build_layout, padded_span_positions, prompt_text, span_positions
 from limssr.subsets import all_subsets
 
 
@@ -94,8 +94,8 @@ class ModalitySpanHead(nn.Module):
         self.regressor = regressor(hidden, dropout)
 
     def forward(self, spans: torch.Tensor, valid: torch.Tensor, mask: torch.Tensor):
-        """spans (B, M, T, H) hidden states, valid (B, T) real steps, mask (B, M) -> (score, fused)."""
-        w = valid[:, None, :, None].to(spans.dtype)
+        """spans (B, M, T, H) hidden states, valid (B, M, T) (or (B, T)) real steps, mask (B, M) -> (score, fused)."""
+        w = step_masks(valid, spans.shape[1])[..., None].to(spans.dtype)
         pooled = (spans * w).sum(dim=2) / w.sum(dim=2).clamp(min=1.0)  # (B, M, H)
         u = torch.stack([norm(pooled[:, m]) for m, norm in enumerate(self.norms)], dim=1)
         attended, _ = self.attention(u, u, u, need_weights=False)
@@ -166,14 +166,19 @@ class LIMSSR(Method):
     def _token(self, group: int, j: int) -> torch.Tensor:
         return self.added_tokens[group * len(self.modalities) + j]
 
+    def span_steps(self, steps: int) -> tuple[int, ...]:
+        """T_m of each modality's span in a batch of T steps: `model.span_lengths`, else T."""
+        return tuple(min(self.cfg.span_lengths.get(m, steps), steps) for m in self.modalities)
+
     def _modality_blocks(self, features: dict[str, torch.Tensor], mask: torch.Tensor,
-                         valid: torch.Tensor) -> torch.Tensor:
-        """(B, M, T+2, H): start token, T projected features or placeholders, end token."""
-        bsz, steps = valid.shape
+                         valid: torch.Tensor) -> list[torch.Tensor]:
+        """Per modality, in configured order, (B, T_m+2, H): start token, T_m projected features or
+        placeholders, end token."""
+        bsz = mask.shape[0]
         blocks = []
-        for j, m in enumerate(self.modalities):
-            rows = mask[:, j, None] & valid  # real steps of samples that show this modality
-            projected = self.projections[m].sequence(features[m], rows)
+        for j, (m, steps) in enumerate(zip(self.modalities, self.span_steps(valid.shape[-1]))):
+            rows = mask[:, j, None] & valid[:, j, :steps]  # real steps of samples that show this modality
+            projected = self.projections[m].sequence(features[m][:, :steps], rows)
             if self.cfg.pcmi:  # missing spans hold the learned <missing_m> placeholder
                 content = torch.where(mask[:, j, None, None], projected, self._token(2, j).expand(bsz, steps, -1))
             else:  # ablation: missing spans zero-filled
@@ -181,7 +186,7 @@ class LIMSSR(Method):
             start = self._token(0, j).expand(bsz, 1, self.hidden)
             end = self._token(1, j).expand(bsz, 1, self.hidden)
             blocks.append(torch.cat([start, content, end], dim=1))
-        return torch.stack(blocks, dim=1)
+        return blocks
 
     def _subsets(self, mask: torch.Tensor, queued: bool = False) -> torch.Tensor:
         """Index of each sample's subset (its prompt) from its mask (B, M)."""
@@ -193,17 +198,26 @@ class LIMSSR(Method):
     def _body(self, features, mask, valid, fixed: bool = False):
         """Everything after the prompt: embeddings (B, Lb, H), which positions attend (B, Lb), and the
         layout in body coordinates (prompt length 0). `fixed`: no value is read back from the device."""
-        bsz, steps = valid.shape
+        bsz, device = mask.shape[0], mask.device
         num_mod, k = len(self.modalities), self.cfg.num_fusion_tokens if self.cfg.lmrf else 0
-        layout = build_layout(mask, torch.zeros(bsz, dtype=torch.long, device=mask.device), steps, k)
-        blocks = self._modality_blocks(features, mask, valid)  # in modality order
-        order = layout.modality_at[:, :, None, None].expand(-1, -1, steps + 2, self.hidden)
-        body = torch.cat([blocks.gather(1, order).flatten(1, 2),
-                          self.added_tokens[3 * num_mod:3 * num_mod + k].expand(bsz, k, self.hidden)], dim=1)
-        attend = torch.ones(body.shape[:2], dtype=torch.bool, device=mask.device)
+        valid = step_masks(valid, num_mod)
+        spans = self.span_steps(valid.shape[-1])
+        layout = build_layout(mask, torch.zeros(bsz, dtype=torch.long, device=device), spans, k)
+        blocks = self._modality_blocks(features, mask, valid)  # in configured order
+        # the blocks in slot order (present modalities first): which position of their configured-order
+        # concatenation each body position takes
+        src = torch.empty(bsz, sum(spans) + 2 * num_mod, dtype=torch.long, device=device)
+        offset = 0
+        for j, t in enumerate(spans):
+            steps = torch.arange(t + 2, device=device)
+            src.scatter_(1, layout.span_start[:, j, None] - 1 + steps, (offset + steps).expand(bsz, -1))
+            offset += t + 2
+        body = torch.cat(blocks, dim=1).gather(1, src[..., None].expand(-1, -1, self.hidden))
+        body = torch.cat([body, self.added_tokens[3 * num_mod:3 * num_mod + k].expand(bsz, k, self.hidden)], dim=1)
+        attend = torch.ones(body.shape[:2], dtype=torch.bool, device=device)
         if self.cfg.mask_padding and (fixed or not bool(valid.all())):
-            span_pos = (layout.span_start[:, :, None] + torch.arange(steps, device=mask.device)).flatten(1)
-            attend = attend.scatter(1, span_pos, valid[:, None, :].expand(-1, num_mod, -1).flatten(1))
+            real = torch.cat([valid[:, j, :t] for j, t in enumerate(spans)], dim=1)
+            attend = attend.scatter(1, span_positions(layout), real)
         return body, attend, layout
 
     def assemble(self, features: dict[str, torch.Tensor], mask: torch.Tensor, valid: torch.Tensor,
@@ -212,14 +226,15 @@ class LIMSSR(Method):
         and the layout. Each sample's sequence starts at 0; shorter ones are padded at the end, to
         the batch's longest or to `length` if given. With `length`, shapes do not depend on the data
         and nothing is read back from the device (checks are queued there), as CUDA graphs need."""
-        bsz, steps = valid.shape
+        valid = step_masks(valid, len(self.modalities))  # (B, M, T); a (B, T) mask serves every modality
+        bsz, steps = valid.shape[0], valid.shape[-1]
         fixed = length is not None
         subset = self._subsets(mask, queued=fixed)
         plen = self.prompt_len[subset]
         pmax = self.longest_prompt if fixed else int(plen.max())
         prompt = self.backbone.get_input_embeddings()(self.prompt_ids[subset, :pmax]).float()
         body, body_attend, _ = self._body(features, mask, valid, fixed)
-        layout = build_layout(mask, plen, steps, self.cfg.num_fusion_tokens if self.cfg.lmrf else 0)
+        layout = build_layout(mask, plen, self.span_steps(steps), self.cfg.num_fusion_tokens if self.cfg.lmrf else 0)
         full = torch.cat([prompt, body], dim=1)  # prompts padded to pmax, then the body
         total = length if fixed else layout.total
         _check(layout.length.max() <= total, f"length {total} is shorter than the batch's longest sequence", fixed)
@@ -235,12 +250,14 @@ class LIMSSR(Method):
         """The length of the longest sequence any mask gives at `steps` time steps (the fixed length
         CUDA-graphed training pads every batch to: one input shape, so one graph)."""
         k = self.cfg.num_fusion_tokens if self.cfg.lmrf else 0
-        return self.longest_prompt + len(self.modalities) * (steps + 2) + k
+        return self.longest_prompt + sum(t + 2 for t in self.span_steps(steps)) + k
 
     # ------------------------------------------------------------------ forward
 
     def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor, time_mask: torch.Tensor) -> LimssrOutput:
-        """features: modality -> (B, T, D); mask (B, M) shown modalities; time_mask (B, T) real steps."""
+        """features: modality -> (B, T, D); mask (B, M) shown modalities; time_mask (B, M, T) (or
+        (B, T)) real steps."""
+        time_mask = step_masks(time_mask, len(self.modalities))
         valid = time_mask if self.cfg.mask_padding else torch.ones_like(time_mask)
         if self.speed is not None:  # the same computation, faster (methods/limssr_speed.py)
             return self.speed.forward(self, features, mask, valid)
@@ -255,8 +272,9 @@ class LIMSSR(Method):
 
     def heads(self, hidden: torch.Tensor, layout: Layout, mask: torch.Tensor, valid: torch.Tensor,
               attend: torch.Tensor) -> LimssrOutput:
-        k, steps = layout.num_fusion, layout.steps
+        k = layout.num_fusion
         bsz, num_mod = mask.shape
+        valid = step_masks(valid, num_mod)
         if k:
             fusion_pos = layout.fusion_start[:, None] + torch.arange(k, device=hidden.device)
             fusion = hidden.gather(1, fusion_pos[..., None].expand(-1, -1, self.hidden))
@@ -265,9 +283,10 @@ class LIMSSR(Method):
         main = self.path1(fusion, mask) if self.path1 is not None else None
         aux = fused = None
         if self.path2 is not None:
-            span_pos = (layout.span_start[:, :, None] + torch.arange(steps, device=hidden.device)).flatten(1)
-            spans = hidden.gather(1, span_pos[..., None].expand(-1, -1, self.hidden)).view(bsz, num_mod, steps, -1)
-            aux, fused = self.path2(spans, valid, mask)
+            pos, exists = padded_span_positions(layout)  # (B, M, Tmax), (M, Tmax)
+            longest = pos.shape[-1]
+            spans = hidden.gather(1, pos.flatten(1)[..., None].expand(-1, -1, self.hidden)).view(bsz, num_mod, longest, -1)
+            aux, fused = self.path2(spans, valid[:, :, :longest] & exists, mask)
         if main is None or aux is None:
             score = main if aux is None else aux
         else:

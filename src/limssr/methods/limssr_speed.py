@@ -56,7 +56,7 @@ class SpeedPaths:
     def fixed_length(self, model, features, mask, valid):
         """One shape and one mask kind for every batch (so one graph per layer), nothing read back."""
         embeds, attend, positions, layout = model.assemble(features, mask, valid,
-                                                           model.longest_sequence(valid.shape[1]))
+                                                           model.longest_sequence(valid.shape[-1]))
         hidden = model.backbone(inputs_embeds=embeds.to(model.compute_dtype),
                                 attention_mask=full_attention_mask(model.backbone.config, attend),
                                 position_ids=positions).last_hidden_state.float()

@@ -75,7 +75,7 @@ from torch import nn
 
 from limssr.layers import TimeProjection, masked_mean
 from limssr.losses import batch_hard_cosine_triplet
-from limssr.methods.base import (GradeDecoder, Method, ScoreOutput, drop_for_training, gdlt_projections, mse,
+from limssr.methods.base import (step_masks, GradeDecoder, Method, ScoreOutput, drop_for_training, gdlt_projections, mse,
                                  project_all, temporal_encoder)
 from limssr.methods.registry import register
 
@@ -171,22 +171,24 @@ class MCMoE(Method):
         return (outs * torch.softmax(self.router(seq), dim=-1)[:, :, None, :]).sum(-1)
 
     def forward(self, features, mask, time_mask) -> ScoreOutput:
+        tm = step_masks(time_mask, len(self.modalities))  # (B, M, T)
+        time_mask = tm.any(dim=1)  # (B, T): steps any modality has
         bsz, steps = time_mask.shape
         self._note_batch(bsz)
         drop = self.training and self.modality_dropout
         shown = drop_for_training(mask, incomplete_only=True) if drop else mask
-        present = mask[:, :, None] & time_mask[:, None, :]  # (B, M, T): what the data shows
+        present = mask[:, :, None] & tm  # (B, M, T): what the data shows
         x = project_all(self.proj, self.modalities, features, present)
-        enc = torch.stack([self.encoder(x[:, j], src_key_padding_mask=~time_mask) for j in range(x.shape[1])], dim=1)
+        enc = torch.stack([self.encoder(x[:, j], src_key_padding_mask=~tm[:, j]) for j in range(x.shape[1])], dim=1)
         enc = enc * present[..., None].to(enc.dtype)  # hidden modalities and padded steps: zeros
         context = enc.flatten(1, 2)  # (B, M*T, d), keys limited to what the model is shown
-        context_valid = (shown[:, :, None] & time_mask[:, None, :]).flatten(1)
+        context_valid = (shown[:, :, None] & tm).flatten(1)
         seqs, recon = [], []
         for j, m in enumerate(self.modalities):
             if bool((~shown[:, j]).any()):
                 generated = self.generators[m](context, context_valid).expand(-1, steps, -1)
                 seqs.append(torch.where(shown[:, j, None, None], enc[:, j], generated))
-                target = mask[:, j, None] & ~shown[:, j, None] & time_mask  # dropped by training, shown by the data
+                target = mask[:, j, None] & ~shown[:, j, None] & tm[:, j]  # dropped by training, shown by the data
                 if bool(target.any()):  # MSE against the full encoding; its gradient reaches the encoder
                     recon.append(_masked_mean((generated - enc[:, j]).pow(2), target))
             else:

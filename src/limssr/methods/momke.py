@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from limssr.layers import masked_mean, regressor
-from limssr.methods.base import (Method, ScoreOutput, drop_for_training, gdlt_projections, mse, project_all,
+from limssr.methods.base import (step_masks, Method, ScoreOutput, drop_for_training, gdlt_projections, mse, project_all,
                                  temporal_encoder)
 from limssr.methods.registry import register
 
@@ -53,18 +53,20 @@ class MoMKE(Method):
     def forward(self, features, mask, time_mask) -> ScoreOutput:
         if self.training and self.stage == 2 and self.modality_dropout:
             mask = drop_for_training(mask, incomplete_only=False)
-        x = project_all(self.proj, self.modalities, features, mask[:, :, None] & time_mask[:, None, :])
-        pad = ~time_mask
+        tm = step_masks(time_mask, len(self.modalities))  # (B, M, T)
+        time_mask = tm.any(dim=1)  # (B, T): steps any modality has
+        x = project_all(self.proj, self.modalities, features, mask[:, :, None] & tm)
+        pad = ~tm  # (B, M, T)
         if self.stage == 1:
-            per = torch.stack([torch.sigmoid(self.unimodal_heads[j](masked_mean(self.experts[j](x[:, j], src_key_padding_mask=pad),
-                                                                                 time_mask))).squeeze(-1)
+            per = torch.stack([torch.sigmoid(self.unimodal_heads[j](masked_mean(self.experts[j](x[:, j], src_key_padding_mask=pad[:, j]),
+                                                                                 tm[:, j]))).squeeze(-1)
                                for j in range(len(self.modalities))], dim=1)
             w = mask.to(per.dtype)
             score = (per * w).sum(1) / w.sum(1).clamp(min=1.0)
             return ScoreOutput(score, {"per_modality": per, "mask": mask})
         mixed = []
         for j in range(len(self.modalities)):
-            outs = torch.stack([e(x[:, j], src_key_padding_mask=pad) for e in self.experts], dim=-1)  # (B,T,d,E)
+            outs = torch.stack([e(x[:, j], src_key_padding_mask=pad[:, j]) for e in self.experts], dim=-1)  # (B,T,d,E)
             route = torch.softmax(self.routers[j](x[:, j]), dim=-1)[:, :, None, :]
             mixed.append((outs * route).sum(-1) * mask[:, j, None, None])
         h = torch.cat(mixed, dim=-1)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from limssr.layers import masked_mean, regressor
-from limssr.methods.base import (Method, ScoreOutput, SinusoidalPositions, drop_for_training,
+from limssr.methods.base import (step_masks, Method, ScoreOutput, SinusoidalPositions, drop_for_training,
                                  gdlt_projections, mse, project_all, temporal_encoder)
 from limssr.methods.registry import register
 
@@ -32,7 +32,9 @@ class ZeroFillEncoder(Method):
     def forward(self, features, mask, time_mask) -> ScoreOutput:
         if self.training and self.modality_dropout:
             mask = drop_for_training(mask, incomplete_only=False)
-        x = project_all(self.proj, self.modalities, features, mask[:, :, None] & time_mask[:, None, :])
+        tm = step_masks(time_mask, len(self.modalities))  # (B, M, T)
+        time_mask = tm.any(dim=1)  # (B, T): steps any modality has
+        x = project_all(self.proj, self.modalities, features, mask[:, :, None] & tm)
         x = self.mix(x.permute(0, 2, 1, 3).flatten(2))  # (B, T, M*d) -> (B, T, d)
         x = x + self.positions.pe[: x.shape[1], 0][None]
         h = self.encoder(x, src_key_padding_mask=~time_mask)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import os
 import warnings
 from pathlib import Path
@@ -12,6 +14,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
+from limssr.atomic import atomic_write_text
 from limssr.checkpoint import SafetensorsCheckpointIO
 from limssr.config import ConfigError, RunConfig
 from limssr.precision import resolve_precision
@@ -40,7 +43,8 @@ def is_worker_process() -> bool:
 def csv_logger(run_dir: Path) -> CSVLogger:
     """CSV logs in run_dir/logs/metrics.csv; rows of an earlier attempt are kept when a run resumes
     (Lightning's writer would delete the file)."""
-    logger = CSVLogger(str(run_dir), name="logs", version="")
+    # a row per flush, so a killed run loses none of the rows its last checkpoint already covers
+    logger = CSVLogger(str(run_dir), name="logs", version="", flush_logs_every_n_steps=1)
     if is_worker_process():
         return logger
     path = Path(logger.log_dir) / "metrics.csv"
@@ -53,6 +57,24 @@ def csv_logger(run_dir: Path) -> CSVLogger:
         header = earlier.decode("utf-8").splitlines()[0].split(",")
         writer.metrics_keys = sorted(header)  # later rows extend this header instead of replacing it
     return logger
+
+
+def trim_csv_log(run_dir: Path, last_epoch: int) -> None:
+    """Drop the rows of logs/metrics.csv logged after epoch `last_epoch` (the epoch of the checkpoint
+    a run resumes from): training from there logs them again, and a row must not appear twice."""
+    path = Path(run_dir) / "logs" / "metrics.csv"
+    if not path.is_file():
+        return
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or "epoch" not in rows[0]:
+        return
+    col = rows[0].index("epoch")
+    kept = [rows[0]] + [r for r in rows[1:] if not (len(r) > col and r[col].isdigit() and int(r[col]) > last_epoch)]
+    if len(kept) < len(rows):
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(kept)
+        atomic_write_text(path, out.getvalue())
 
 
 # logger -> (the limssr extra that installs it, the modules any one of which it can write with)
