@@ -11,6 +11,8 @@
 #   3. the built-in data: methods and ablations, both regimes               benchmarks/results.sh
 #   4. the interaction benchmark: LIMSSR and the baselines                  (below)
 #   5. Fis-V: MCMoE and the other baselines                                 benchmarks/fisv-vst.sh
+# train.deterministic=false: the archived runs were made before training became deterministic by
+# default; asking for the same setting keeps them reusable (a run is reused only at an equal config).
 set -euo pipefail
 GIT_DIR=${1:?usage: bash benchmarks/evidence.sh GDLT_GIT_DIR [ROOT]}
 ROOT=${2:-/work/limssr-runs}
@@ -27,7 +29,7 @@ bash benchmarks/results.sh "$ROOT/results"
 pack results
 "$BIN/limssr" benchmark --preset demo-interaction --regimes strict --seeds 1,2,3 --out "$ROOT/interaction" \
   --methods limssr,mcmoe,momke,gcnet,actionmae,zero-fill,late-fusion \
-  --baseline-set train.epochs=40 --baseline-set train.lr=5e-4 train.selection=val
+  --baseline-set train.epochs=40 --baseline-set train.lr=5e-4 train.selection=val train.deterministic=false
 pack interaction
 bash benchmarks/fisv-vst.sh "$GIT_DIR" "$ROOT/fisv-vst"
 bash benchmarks/factors.sh "$ROOT/factors"

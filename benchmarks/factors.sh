@@ -12,6 +12,8 @@
 #
 # Larger backbones need a local Hugging Face directory, written by benchmarks/fetch_backbone.py:
 # GEMMA=/work/backbones/gemma-3-270m and QWEN=/work/backbones/qwen2.5-coder-0.5b (rows skipped when unset).
+# train.deterministic=false: the archived runs were made before training became deterministic by
+# default; asking for the same setting keeps them reusable (a run is reused only at an equal config).
 set -euo pipefail
 OUT=${1:-/work/limssr-runs/factors}
 BIN=${BIN:-.venv/bin}
@@ -26,7 +28,7 @@ row() {  # row NAME PRESET [overrides...]
   shift 2
   if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
   echo "[factors] $name: $*" >&2
-  "$BIN/limssr" train --preset "$preset" --seeds "$SEEDS" --out "$OUT/$name" train.selection=val "$@"
+  "$BIN/limssr" train --preset "$preset" --seeds "$SEEDS" --out "$OUT/$name" train.selection=val train.deterministic=false "$@"
   "$BIN/python" benchmarks/archive_runs.py pack "$OUT" "$ARCHIVE"
 }
 

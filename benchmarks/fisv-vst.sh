@@ -21,6 +21,8 @@
 # Resumable: rerun the same command; finished runs are reused (refused if their config differs).
 # Across machines: finished runs are packed, without weights and with the labels removed, into
 # $ARCHIVE (default benchmarks/evidence/fisv-vst, committed) and unpacked from there first.
+# train.deterministic=false: the archived runs were made before training became deterministic by
+# default; asking for the same setting keeps them reusable (a run is reused only at an equal config).
 set -euo pipefail
 GIT_DIR=${1:?usage: bash benchmarks/fisv-vst.sh GDLT_GIT_DIR [OUT]}
 OUT=${2:-/work/limssr-runs/fisv-vst}
@@ -43,7 +45,7 @@ bench() {  # bench TYPE METHODS [overrides...]: one `limssr benchmark` call on s
   shift 2
   "$BIN/limssr" benchmark --preset "fisv-$lower" --data "$DATA" --regimes complete --seeds "$SEEDS" \
     --out "${DEST:-$OUT/$lower}" --methods "$methods" data.source=generic "data.score_type=$t" \
-    train.selection=val train.precision=auto "$@"
+    train.selection=val train.precision=auto train.deterministic=false "$@"
   "$BIN/python" benchmarks/archive_runs.py pack "$OUT" "$ARCHIVE"
 }
 factor() {  # factor ROW [overrides...]: LIMSSR on TES with one change, into $OUT/factors-tes/ROW

@@ -169,7 +169,10 @@ class TrainConfig:
     # on a GPU) or "max-autotune"; the first steps pay the compilation
     compile: str = "off"
     nonfinite: str = "stop"  # a NaN/Inf loss: "stop" (keeping the last checkpoint) or "skip" the batch
-    deterministic: bool = False
+    # deterministic algorithms (torch.use_deterministic_algorithms): two runs of one config give the
+    # same numbers. On this project's 2-core CPU it costs 2% of a step (benchmarks/deterministic.json);
+    # on a GPU an op without a deterministic kernel warns instead of failing (cost there unmeasured)
+    deterministic: bool = True
     log_every_n_steps: int = 5
     # where training metrics go: any of "csv" (RUN_DIR/logs/metrics.csv, what `limssr plot` reads),
     # "tensorboard", "wandb", "mlflow" (Lightning's loggers; each needs the extra of that name)

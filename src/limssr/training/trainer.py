@@ -123,6 +123,16 @@ def make_loggers(cfg: RunConfig, run_dir: Path) -> list:
     return loggers
 
 
+def _deterministic(wanted: bool, accelerator: str) -> bool | str:
+    """Lightning's `deterministic`: on a GPU, "warn", so an op with no deterministic CUDA kernel (the
+    backward of a gather, say) warns instead of stopping the run."""
+    import torch
+
+    if wanted and accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "warn"
+    return wanted
+
+
 def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True,
                  extra_callbacks: list | None = None) -> L.Trainer:
     t = cfg.train
@@ -146,7 +156,7 @@ def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True
         strategy=strategy,
         precision=resolve_precision(t.precision, cfg.method), gradient_clip_val=t.grad_clip,
         logger=make_loggers(cfg, run_dir) or False, callbacks=callbacks,
-        plugins=[SafetensorsCheckpointIO()], deterministic=t.deterministic,
+        plugins=[SafetensorsCheckpointIO()], deterministic=_deterministic(t.deterministic, t.accelerator),
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=enable_progress_bar,
         enable_model_summary=False, default_root_dir=str(run_dir), num_sanity_val_steps=0,
         limit_val_batches=0 if t.selection == "last" else None,
