@@ -11,7 +11,7 @@ import yaml
 
 from limssr.backbone import load_backbone
 from limssr.cli import run
-from limssr.config import ModelConfig, config_from_dict
+from limssr.config import LoraSettings, ModelConfig, config_from_dict
 from limssr.data import DataError
 from limssr.data.check import check_directory
 from limssr.data.dataset import AQADataset, collate
@@ -149,3 +149,23 @@ def test_trains_and_evaluates_end_to_end(mixed, tmp_path, method):
     assert run(["predict", str(out), str(sample), "--out", str(tmp_path / f"{method}.csv")]) == 0
     lines = (tmp_path / f"{method}.csv").read_text().splitlines()
     assert len(lines) == 2 and lines[1].split(",")[0] == "one"
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["scoring", "training"])
+def test_fast_path_equals_the_reference_with_spans_of_their_own(mixed, training):
+    """The shared-prompt-prefix path (scoring and CPU training) against the reference computation,
+    with modalities of three span lengths and padded steps."""
+    data = read_generic(mixed)
+    mcfg = ModelConfig(backbone="tiny", modalities=MODS, prompt_names={}, span_lengths={"title": 5, "vector": 1},
+                       dropout=0.0, lora=LoraSettings(dropout=0.0))
+    torch.manual_seed(0)
+    backbone = load_backbone("tiny", mcfg.lora, False, prompt_texts=[prompt_text(s, MODS) for s in all_subsets(3)], seed=0)
+    model = LIMSSR(mcfg, backbone, data.dims).train(training)
+    feats = {"sentence": torch.randn(4, 10, 384), "title": torch.randn(4, 10, 384), "vector": torch.randn(4, 10, 31)}
+    mask = torch.tensor([[True, False, True], [True, True, True], [False, True, False], [True, False, False]])
+    valid = torch.ones(4, 3, 10, dtype=torch.bool)
+    valid[0, 0, 6:] = valid[1, 1, 3:] = False
+    with torch.no_grad():
+        fast = model(feats, mask, valid).score
+        ref = model.reference_forward(feats, mask, valid).score
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
