@@ -93,3 +93,12 @@ def padded_span_positions(layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
     exists = offsets[None, :] < torch.tensor(layout.steps, device=device)[:, None]  # (M, Tmax)
     pos = layout.span_start[:, :, None] + torch.where(exists, offsets, 0)[None]
     return pos, exists
+
+
+def gather_spans(hidden: torch.Tensor, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden states (B, L, H) of every span step, padded to the longest span: (B, M, Tmax, H), and
+    (M, Tmax) bool, True where the step exists."""
+    pos, exists = padded_span_positions(layout)
+    bsz, num_mod, longest = pos.shape
+    spans = hidden.gather(1, pos.flatten(1)[..., None].expand(-1, -1, hidden.shape[-1]))
+    return spans.view(bsz, num_mod, longest, -1), exists

@@ -33,7 +33,7 @@ from limssr.data.dataset import hide
 from limssr.evaluation import Predictions, select_samples
 from limssr.methods.base import step_masks
 from limssr.metrics import spearman
-from limssr.sequence import padded_span_positions
+from limssr.sequence import gather_spans
 from limssr.subsets import subset_name
 
 
@@ -93,12 +93,10 @@ def _span_states(model, batch, mask: torch.Tensor) -> list[torch.Tensor]:
     embeds, attend, positions, layout = model.assemble(shown.features, shown.mask, valid)
     out = model.backbone(inputs_embeds=embeds.to(model.compute_dtype), position_ids=positions,
                          attention_mask=None if bool(attend.all()) else attend.long(), output_hidden_states=True)
-    bsz, num_mod = mask.shape
-    pos, exists = padded_span_positions(layout)  # (B, M, Tmax), (M, Tmax)
-    w = (valid[:, :, :pos.shape[-1]] & exists).to(torch.float32)[..., None]  # (B, M, Tmax, 1)
     states = []
     for h in out.hidden_states:
-        span = h.float().gather(1, pos.flatten(1)[..., None].expand(-1, -1, h.shape[-1])).view(bsz, num_mod, pos.shape[-1], -1)
+        span, exists = gather_spans(h.float(), layout)  # (B, M, Tmax, H), (M, Tmax)
+        w = (valid[:, :, :span.shape[2]] & exists).to(torch.float32)[..., None]
         states.append((span * w).sum(2) / w.sum(2).clamp(min=1.0))
     return states
 

@@ -24,7 +24,7 @@ from limssr.losses import batch_hard_cosine_triplet
 from limssr.methods.base import Method, step_masks
 from limssr.methods.limssr_speed import SpeedPaths, prepare_inference, store_frozen_weights
 from limssr.methods.registry import register
-from limssr.sequence import Layout, build_layout, padded_span_positions, prompt_text, span_positions
+from limssr.sequence import Layout, build_layout, gather_spans, prompt_text, span_positions
 from limssr.subsets import all_subsets
 
 
@@ -283,10 +283,8 @@ class LIMSSR(Method):
         main = self.path1(fusion, mask) if self.path1 is not None else None
         aux = fused = None
         if self.path2 is not None:
-            pos, exists = padded_span_positions(layout)  # (B, M, Tmax), (M, Tmax)
-            longest = pos.shape[-1]
-            spans = hidden.gather(1, pos.flatten(1)[..., None].expand(-1, -1, self.hidden)).view(bsz, num_mod, longest, -1)
-            aux, fused = self.path2(spans, valid[:, :, :longest] & exists, mask)
+            spans, exists = gather_spans(hidden, layout)  # (B, M, Tmax, H), (M, Tmax)
+            aux, fused = self.path2(spans, valid[:, :, :spans.shape[2]] & exists, mask)
         if main is None or aux is None:
             score = main if aux is None else aux
         else:
