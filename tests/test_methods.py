@@ -91,7 +91,7 @@ def test_limssr_ablations_change_the_structure():
     no_lmrf = build_model(_resolved("limssr", ["model.lmrf=false"]))
     no_p1 = build_model(_resolved("limssr", ["model.path1=false"]))
     assert isinstance(full, LIMSSR) and int(no_pcmi.prompt_len.max()) == 0 and int(full.prompt_len.min()) > 0
-    feats, valid = random_inputs(batch=2, steps=5), torch.ones(2, 5, dtype=torch.bool)
+    feats, valid = random_inputs(batch=2, steps=5), torch.ones(2, 3, 5, dtype=torch.bool)
     mask = torch.tensor([[1, 0, 1], [0, 1, 1]], dtype=torch.bool)
     _, _, _, lay = full.assemble(feats, mask, valid)
     _, _, _, lay0 = no_lmrf.assemble(feats, mask, valid)

@@ -30,7 +30,7 @@ def test_path2_shapes_and_confidence_only_scales_missing():
     torch.manual_seed(0)
     head = ModalitySpanHead(hidden=64, num_modalities=3, heads=4, dropout=0.0, confidence_init=0.6).eval()
     spans = torch.randn(2, 3, 6, 64)
-    valid = torch.ones(2, 6, dtype=torch.bool)
+    valid = torch.ones(2, 3, 6, dtype=torch.bool)
     complete = torch.ones(2, 3, dtype=torch.bool)
     partial = torch.tensor([[1, 0, 1], [1, 0, 1]], dtype=torch.bool)
     score, fused = head(spans, valid, complete)
@@ -50,11 +50,11 @@ def test_path2_pools_only_real_steps():
     torch.manual_seed(0)
     head = ModalitySpanHead(hidden=64, num_modalities=3, heads=4, dropout=0.0, confidence_init=0.6).eval()
     spans = torch.randn(1, 3, 6, 64)
-    valid = torch.tensor([[1, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    valid = torch.tensor([[[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0]]], dtype=torch.bool)
     mask = torch.ones(1, 3, dtype=torch.bool)
     a, _ = head(spans, valid, mask)
     spans2 = spans.clone()
-    spans2[:, :, 4:] = 100.0
+    spans2[~valid] = 100.0  # each modality's own padded steps
     b, _ = head(spans2, valid, mask)
     torch.testing.assert_close(a, b)
 

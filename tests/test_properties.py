@@ -139,7 +139,7 @@ def test_assembled_sequence_holds_every_span_where_the_layout_says(tiny_model, d
     steps = data.draw(st.integers(1, 6))
     mask = torch.tensor(data.draw(st.lists(st.sampled_from(all_subsets(3)), min_size=bsz, max_size=bsz)))
     lengths = data.draw(st.lists(st.integers(1, steps), min_size=bsz, max_size=bsz))
-    valid = torch.arange(steps)[None, :] < torch.tensor(lengths)[:, None]
+    valid = (torch.arange(steps)[None, :] < torch.tensor(lengths)[:, None])[:, None].expand(-1, 3, -1)
     feats = {mname: torch.randn(bsz, steps, d) for mname, d in DIMS.items()}
     embeds, attend, positions, lay = tiny_model.assemble(feats, mask, valid)
     for b in range(bsz):

@@ -67,7 +67,7 @@ def test_assembled_sequence_matches_layout(tiny_model):
     model = tiny_model
     feats = random_inputs(batch=3, steps=5)
     mask = torch.tensor([[1, 1, 1], [0, 1, 0], [1, 0, 1]], dtype=torch.bool)
-    valid = torch.ones(3, 5, dtype=torch.bool)
+    valid = torch.ones(3, 3, 5, dtype=torch.bool)
     embeds, attend, positions, lay = model.assemble(feats, mask, valid)
     assert embeds.shape == (3, lay.total, model.hidden)
     tok = model.added_tokens
@@ -97,7 +97,7 @@ def test_sequences_padded_to_a_fixed_length(tiny_model):
     """Padding to a fixed length (one shape for CUDA graphs) only appends unattended positions."""
     feats = random_inputs(batch=3, steps=5)
     mask = torch.tensor([[1, 1, 1], [0, 1, 0], [1, 0, 1]], dtype=torch.bool)
-    valid = torch.ones(3, 5, dtype=torch.bool)
+    valid = torch.ones(3, 3, 5, dtype=torch.bool)
     embeds, attend, positions, lay = tiny_model.assemble(feats, mask, valid)
     longest = tiny_model.longest_sequence(5)
     assert longest >= lay.total
@@ -112,7 +112,7 @@ def test_sequences_padded_to_a_fixed_length(tiny_model):
 def test_padded_steps_are_not_attended(tiny_model):
     feats = random_inputs(batch=2, steps=5)
     mask = torch.ones(2, 3, dtype=torch.bool)
-    valid = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    valid = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)[:, None].expand(-1, 3, -1)
     _, attend, positions, lay = tiny_model.assemble(feats, mask, valid)
     for j in range(3):
         s = int(lay.span_start[0, j])

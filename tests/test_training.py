@@ -101,17 +101,20 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     assert len(_epoch_losses(run_dir)) == 3
 
 
-def test_trim_csv_log_drops_rows_after_the_checkpoint(tmp_path):
+def test_csv_logger_on_resume_drops_rows_after_the_checkpoint(tmp_path):
     """A stop that falls after rows of a later epoch were logged: resuming from the checkpoint of
-    epoch 1 drops them (training logs them again), keeps the rest byte for byte."""
-    from limssr.training import trim_csv_log
+    epoch 1 drops them (training logs them again) and keeps the rest byte for byte; a fresh logger
+    (no resume epoch) on an empty directory starts an empty log."""
+    from limssr.training import csv_logger
 
     log = tmp_path / "logs" / "metrics.csv"
     log.parent.mkdir()
     rows = ["epoch,loss_step,step,val/select", "0,0.5,4,", "0,,5,0.7", "1,0.4,9,", "1,,11,0.8", "2,0.3,14,"]
     log.write_text("\n".join(rows) + "\n")
-    trim_csv_log(tmp_path, 1)
+    logger = csv_logger(tmp_path, resume_epoch=1)
     assert log.read_text() == "\n".join(rows[:5]) + "\n"
-    trim_csv_log(tmp_path, 1)  # nothing more to drop: unchanged
+    assert logger.experiment.metrics_keys == sorted(rows[0].split(","))
+    csv_logger(tmp_path, resume_epoch=1)  # nothing more to drop: unchanged
     assert log.read_text() == "\n".join(rows[:5]) + "\n"
-    trim_csv_log(tmp_path / "nowhere", 0)  # no log yet: nothing to do
+    csv_logger(tmp_path / "nowhere")  # no log yet: nothing to keep
+    assert not (tmp_path / "nowhere" / "logs" / "metrics.csv").exists()

@@ -46,7 +46,7 @@ from limssr.report import print_table, write_results
 from limssr.subsets import subset_name
 from limssr.training import (BEST_CHECKPOINT, LAST_CHECKPOINT, LimssrDataModule, TrainingModule, TrainingTime,
                              best_validation_score, build_model, check_loggers, is_worker_process, make_trainer,
-                             selection_label, trim_csv_log)
+                             selection_label)
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -299,14 +299,13 @@ def train(cfg: RunConfig | None, out: str | Path | None = None, resume: str | Pa
                 atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
                 write_data_record(run_dir, data)
             atomic_write_text(run_dir / ENV_FILE, json.dumps(environment(), indent=2) + "\n")  # every attempt
-            if ckpt is not None:
-                trim_csv_log(run_dir, training_checkpoint_epoch(ckpt))
         dm = LimssrDataModule(cfg, data)
         if not worker:
             _write_masks(run_dir, dm, cfg.model.modalities)
         module = TrainingModule(cfg)
         timing = [TrainingTime(run_dir / TIMING_FILE)] if not worker else []
-        trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, extra_callbacks=timing + (callbacks or []))
+        trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, extra_callbacks=timing + (callbacks or []),
+                               resume_epoch=training_checkpoint_epoch(ckpt) if ckpt is not None else None)
         try:
             trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
         except SystemExit:

@@ -169,6 +169,13 @@ def step_masks(time_mask: torch.Tensor, num_modalities: int) -> torch.Tensor:
     return time_mask[:, None, :].expand(-1, num_modalities, -1) if time_mask.dim() == 2 else time_mask
 
 
+def step_masks_and_union(time_mask: torch.Tensor, num_modalities: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, M, T) real steps per modality, and (B, T) the steps any modality has (what a fusing
+    encoder that pairs steps across modalities attends to)."""
+    per = step_masks(time_mask, num_modalities)
+    return per, per.any(dim=1)
+
+
 def project_all(proj: nn.ModuleDict, modalities: list[str], features: dict[str, torch.Tensor],
                 rows: torch.Tensor) -> torch.Tensor:
     """(B, M, T, d): every modality projected on the steps `rows` (B, M, T) selects, zeros elsewhere."""

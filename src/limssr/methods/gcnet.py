@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from limssr.layers import masked_mean, regressor
-from limssr.methods.base import (step_masks, Method, ScoreOutput, drop_for_training, gdlt_projections, project_all,
+from limssr.methods.base import (step_masks_and_union, Method, ScoreOutput, drop_for_training, gdlt_projections, project_all,
                                  task_and_reconstruction)
 from limssr.methods.registry import register
 
@@ -70,8 +70,7 @@ class GCNet(Method):
 
     def forward(self, features, mask, time_mask) -> ScoreOutput:
         shown = drop_for_training(mask, incomplete_only=False) if self.training and self.modality_dropout else mask
-        tm = step_masks(time_mask, len(self.modalities))  # (B, M, T)
-        time_mask = tm.any(dim=1)  # (B, T): steps any modality has
+        tm, time_mask = step_masks_and_union(time_mask, len(self.modalities))  # (B, M, T), (B, T)
         full = project_all(self.proj, self.modalities, features, mask[:, :, None] & tm)
         x = (full * shown[:, :, None, None]).permute(0, 2, 1, 3).flatten(2)  # (B, T, M*d)
         nodes, _ = self.lstm(x)

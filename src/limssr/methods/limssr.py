@@ -94,8 +94,8 @@ class ModalitySpanHead(nn.Module):
         self.regressor = regressor(hidden, dropout)
 
     def forward(self, spans: torch.Tensor, valid: torch.Tensor, mask: torch.Tensor):
-        """spans (B, M, T, H) hidden states, valid (B, M, T) (or (B, T)) real steps, mask (B, M) -> (score, fused)."""
-        w = step_masks(valid, spans.shape[1])[..., None].to(spans.dtype)
+        """spans (B, M, T, H) hidden states, valid (B, M, T) real steps, mask (B, M) -> (score, fused)."""
+        w = valid[..., None].to(spans.dtype)
         pooled = (spans * w).sum(dim=2) / w.sum(dim=2).clamp(min=1.0)  # (B, M, H)
         u = torch.stack([norm(pooled[:, m]) for m, norm in enumerate(self.norms)], dim=1)
         attended, _ = self.attention(u, u, u, need_weights=False)
@@ -200,7 +200,6 @@ class LIMSSR(Method):
         layout in body coordinates (prompt length 0). `fixed`: no value is read back from the device."""
         bsz, device = mask.shape[0], mask.device
         num_mod, k = len(self.modalities), self.cfg.num_fusion_tokens if self.cfg.lmrf else 0
-        valid = step_masks(valid, num_mod)
         spans = self.span_steps(valid.shape[-1])
         layout = build_layout(mask, torch.zeros(bsz, dtype=torch.long, device=device), spans, k)
         blocks = self._modality_blocks(features, mask, valid)  # in configured order
@@ -222,11 +221,10 @@ class LIMSSR(Method):
 
     def assemble(self, features: dict[str, torch.Tensor], mask: torch.Tensor, valid: torch.Tensor,
                  length: int | None = None):
-        """The whole sequence: input embeddings (B, L, H), attention mask (B, L), position ids (B, L)
-        and the layout. Each sample's sequence starts at 0; shorter ones are padded at the end, to
+        """The whole sequence for valid (B, M, T) real steps per modality: input embeddings (B, L, H),
+        attention mask (B, L), position ids (B, L) and the layout. Each sample's sequence starts at 0; shorter ones are padded at the end, to
         the batch's longest or to `length` if given. With `length`, shapes do not depend on the data
         and nothing is read back from the device (checks are queued there), as CUDA graphs need."""
-        valid = step_masks(valid, len(self.modalities))  # (B, M, T); a (B, T) mask serves every modality
         bsz, steps = valid.shape[0], valid.shape[-1]
         fixed = length is not None
         subset = self._subsets(mask, queued=fixed)
@@ -274,7 +272,6 @@ class LIMSSR(Method):
               attend: torch.Tensor) -> LimssrOutput:
         k = layout.num_fusion
         bsz, num_mod = mask.shape
-        valid = step_masks(valid, num_mod)
         if k:
             fusion_pos = layout.fusion_start[:, None] + torch.arange(k, device=hidden.device)
             fusion = hidden.gather(1, fusion_pos[..., None].expand(-1, -1, self.hidden))

@@ -75,7 +75,7 @@ from torch import nn
 
 from limssr.layers import TimeProjection, masked_mean
 from limssr.losses import batch_hard_cosine_triplet
-from limssr.methods.base import (step_masks, GradeDecoder, Method, ScoreOutput, drop_for_training, gdlt_projections, mse,
+from limssr.methods.base import (step_masks_and_union, GradeDecoder, Method, ScoreOutput, drop_for_training, gdlt_projections, mse,
                                  project_all, temporal_encoder)
 from limssr.methods.registry import register
 
@@ -171,8 +171,7 @@ class MCMoE(Method):
         return (outs * torch.softmax(self.router(seq), dim=-1)[:, :, None, :]).sum(-1)
 
     def forward(self, features, mask, time_mask) -> ScoreOutput:
-        tm = step_masks(time_mask, len(self.modalities))  # (B, M, T)
-        time_mask = tm.any(dim=1)  # (B, T): steps any modality has
+        tm, time_mask = step_masks_and_union(time_mask, len(self.modalities))  # (B, M, T), (B, T)
         bsz, steps = time_mask.shape
         self._note_batch(bsz)
         drop = self.training and self.modality_dropout

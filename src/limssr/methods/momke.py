@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from limssr.layers import masked_mean, regressor
-from limssr.methods.base import (step_masks, Method, ScoreOutput, drop_for_training, gdlt_projections, mse, project_all,
+from limssr.methods.base import (step_masks_and_union, Method, ScoreOutput, drop_for_training, gdlt_projections, mse, project_all,
                                  temporal_encoder)
 from limssr.methods.registry import register
 
@@ -53,8 +53,7 @@ class MoMKE(Method):
     def forward(self, features, mask, time_mask) -> ScoreOutput:
         if self.training and self.stage == 2 and self.modality_dropout:
             mask = drop_for_training(mask, incomplete_only=False)
-        tm = step_masks(time_mask, len(self.modalities))  # (B, M, T)
-        time_mask = tm.any(dim=1)  # (B, T): steps any modality has
+        tm, time_mask = step_masks_and_union(time_mask, len(self.modalities))  # (B, M, T), (B, T)
         x = project_all(self.proj, self.modalities, features, mask[:, :, None] & tm)
         pad = ~tm  # (B, M, T)
         if self.stage == 1:

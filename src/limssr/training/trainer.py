@@ -40,41 +40,39 @@ def is_worker_process() -> bool:
     return process_rank() > 0
 
 
-def csv_logger(run_dir: Path) -> CSVLogger:
-    """CSV logs in run_dir/logs/metrics.csv; rows of an earlier attempt are kept when a run resumes
-    (Lightning's writer would delete the file)."""
+def csv_logger(run_dir: Path, resume_epoch: int | None = None) -> CSVLogger:
+    """CSV logs in run_dir/logs/metrics.csv. A run resuming from the checkpoint of epoch
+    `resume_epoch` keeps the earlier attempt's rows up to that epoch (Lightning's writer would delete
+    the file) and drops the later ones: training from there logs them again, and a row must not
+    appear twice."""
     # a row per flush, so a killed run loses none of the rows its last checkpoint already covers
     logger = CSVLogger(str(run_dir), name="logs", version="", flush_logs_every_n_steps=1)
     if is_worker_process():
         return logger
     path = Path(logger.log_dir) / "metrics.csv"
-    earlier = path.read_bytes() if path.is_file() else None
+    earlier = _rows_up_to(path, resume_epoch) if resume_epoch is not None and path.is_file() else None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         writer = logger.experiment  # creates the writer, which removes an existing file
     if earlier:
-        path.write_bytes(earlier)
-        header = earlier.decode("utf-8").splitlines()[0].split(",")
-        writer.metrics_keys = sorted(header)  # later rows extend this header instead of replacing it
+        atomic_write_text(path, earlier)
+        writer.metrics_keys = sorted(earlier.splitlines()[0].split(","))  # later rows extend this header
     return logger
 
 
-def trim_csv_log(run_dir: Path, last_epoch: int) -> None:
-    """Drop the rows of logs/metrics.csv logged after epoch `last_epoch` (the epoch of the checkpoint
-    a run resumes from): training from there logs them again, and a row must not appear twice."""
-    path = Path(run_dir) / "logs" / "metrics.csv"
-    if not path.is_file():
-        return
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
+def _rows_up_to(path: Path, last_epoch: int) -> str:
+    """The CSV log at `path` without the rows logged after epoch `last_epoch`."""
+    text = path.read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or "epoch" not in rows[0]:
-        return
+        return text
     col = rows[0].index("epoch")
     kept = [rows[0]] + [r for r in rows[1:] if not (len(r) > col and r[col].isdigit() and int(r[col]) > last_epoch)]
-    if len(kept) < len(rows):
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows(kept)
-        atomic_write_text(path, out.getvalue())
+    if len(kept) == len(rows):
+        return text
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(kept)
+    return out.getvalue()
 
 
 # logger -> (the limssr extra that installs it, the modules any one of which it can write with)
@@ -96,15 +94,16 @@ def check_loggers(names: list[str]) -> None:
                               f"pip install 'limssr[{extra}]'")
 
 
-def make_loggers(cfg: RunConfig, run_dir: Path) -> list:
+def make_loggers(cfg: RunConfig, run_dir: Path, resume_epoch: int | None = None) -> list:
     """Lightning's own loggers for `train.loggers`, all writing under (or named after) run_dir.
     Weights & Biases and MLflow read their usual environment (WANDB_PROJECT, WANDB_MODE,
-    MLFLOW_TRACKING_URI, ...); without a tracking URI MLflow writes into run_dir/mlruns."""
+    MLFLOW_TRACKING_URI, ...); without a tracking URI MLflow writes into run_dir/mlruns.
+    resume_epoch: the epoch of the checkpoint a resumed run starts from (see `csv_logger`)."""
     check_loggers(cfg.train.loggers)
     loggers = []
     for name in cfg.train.loggers:
         if name == "csv":
-            loggers.append(csv_logger(run_dir))
+            loggers.append(csv_logger(run_dir, resume_epoch))
         elif name == "tensorboard":
             from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -134,7 +133,7 @@ def _deterministic(wanted: bool, accelerator: str) -> bool | str:
 
 
 def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True,
-                 extra_callbacks: list | None = None) -> L.Trainer:
+                 extra_callbacks: list | None = None, resume_epoch: int | None = None) -> L.Trainer:
     t = cfg.train
     # last: one file, replaced (atomically) at the end of every epoch; best: by validation Spearman
     callbacks = [LastCheckpoint(dirpath=run_dir / "checkpoints", filename=LAST_CHECKPOINT.split(".")[0],
@@ -155,7 +154,7 @@ def make_trainer(cfg: RunConfig, run_dir: Path, enable_progress_bar: bool = True
         max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
         strategy=strategy,
         precision=resolve_precision(t.precision, cfg.method), gradient_clip_val=t.grad_clip,
-        logger=make_loggers(cfg, run_dir) or False, callbacks=callbacks,
+        logger=make_loggers(cfg, run_dir, resume_epoch) or False, callbacks=callbacks,
         plugins=[SafetensorsCheckpointIO()], deterministic=_deterministic(t.deterministic, t.accelerator),
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=enable_progress_bar,
         enable_model_summary=False, default_root_dir=str(run_dir), num_sanity_val_steps=0,
