@@ -92,7 +92,7 @@ def test_bench_report(tmp_path):
     from limssr.speed import compare
 
     report = compare(backbone="tiny", preset="synthetic-quick", batch=4, clips=6, steps=1, warmup=0,
-                     infer_batches=1, loader_videos=12, rounds=1, profile=str(tmp_path / "prof"))
+                     infer_batches=1, loader_videos=12, rounds=1, profile=str(tmp_path / "prof"), latency_programmes=3)
     ref, fast = report["configs"]["reference"], report["configs"]["fast"]
     for kind in ("reference", "fast"):  # operator tables of a few profiled steps
         assert "aten::" in (tmp_path / "prof" / f"{kind}-train-profile.txt").read_text()
@@ -100,7 +100,9 @@ def test_bench_report(tmp_path):
     assert ref["trainable_parameters"] > fast["trainable_parameters"]  # the whole embedding trains
     for r in (ref, fast):
         assert r["train_step_s"] > 0 and r["peak_memory_gb"] > 0 and r["inference_samples_per_s"] > 0
-    assert set(report["ratios"]) == {"train_step_speedup", "peak_memory_ratio", "inference_speedup"}
+        # latency: each of the 3 programmes scored alone, at batch 1
+        assert len(r["latency_s_all"]) == 3 and 0 < r["latency_median_s"] <= r["latency_p95_s"]
+    assert set(report["ratios"]) == {"train_step_speedup", "peak_memory_ratio", "inference_speedup", "latency_speedup"}
     assert report["loader"]["per_sample_speedup"] > 1
 
 

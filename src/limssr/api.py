@@ -85,11 +85,13 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, show: bool = F
     return runs.evaluate(run_dir, data_path=None if data is None else str(data), show=show)[0]
 
 
-def load(run_dir: str | Path, allow_download: bool = False) -> Scorer:
+def load(run_dir: str | Path, allow_download: bool = False, quantize: str | None = None,
+         compile: bool | None = None) -> Scorer:
     """A trained run ready to score arrays: `load(dir).predict({"video": (T, D) array, ...})`.
     `run_dir` may also be a folder from `export_run`, or `hub:OWNER/NAME@REVISION` for one on the
-    Hugging Face Hub (fetched only with `allow_download=True`, and only pinned to a revision)."""
-    return Scorer.from_run(resolve(run_dir, allow_download=allow_download))
+    Hugging Face Hub (fetched only with `allow_download=True`, and only pinned to a revision).
+    quantize="int8" / compile=True: faster scoring on some machines (docs/speed.md)."""
+    return Scorer.from_run(resolve(run_dir, allow_download=allow_download), quantize, compile)
 
 
 def export_run(run_dir: str | Path, out: str | Path, base_model: str | None = None,

@@ -168,6 +168,16 @@ def evaluate_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--allow-download", action="store_true", help="let RUN_DIR be a hub: id (pinned to a revision)")
     e.add_argument("--coverage", type=float, metavar="P",
                    help="target coverage of the conformal score intervals (default: eval.coverage, 0.9)")
+    _scoring_arguments(e)
+
+
+def _scoring_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quantize", choices=("none", "int8"),
+                   help="LIMSSR's backbone in int8 for scoring (CPU; faster than fp32 on CPUs without "
+                        "native bf16, slower than bf16 where it has it; default: the run's eval.quantize)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the backbone for scoring: pays off over thousands of scorings "
+                        "(default: the run's eval.compile)")
 
 
 def evaluate(args, argv) -> int:
@@ -176,7 +186,8 @@ def evaluate(args, argv) -> int:
     source = _model_source(args, out_given=args.out is not None)
     if args.out is not None and Path(args.out).exists():
         raise SystemExit(f"error: '{args.out}' already exists; choose another --out")
-    runs.evaluate(source, data_path=args.data, out_dir=Path(args.out) if args.out else None, coverage=args.coverage)
+    runs.evaluate(source, data_path=args.data, out_dir=Path(args.out) if args.out else None, coverage=args.coverage,
+                  quantize=args.quantize, compile=args.compile)
     return 0
 
 
@@ -188,6 +199,7 @@ def predict_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--coverage", type=float, metavar="P",
                    help="coverage of the lo, hi interval (default: the run's calibrated one, eval.coverage)")
     _extractor_arguments(r, "(video input; default: as recorded for the run's training data)")
+    _scoring_arguments(r)
 
 
 def predict(args, argv) -> int:
@@ -202,11 +214,12 @@ def predict(args, argv) -> int:
         _need_video_extra()
         plan = _plan(args) if args.extractors or args.weights or args.small else None
         predict_videos(args.run_dir, videos, plan=plan, out=args.out, device=args.device, batch=args.batch,
-                       coverage=args.coverage)
+                       coverage=args.coverage, quantize=args.quantize, compile=args.compile)
         return 0
     if len(args.inputs) != 1:
         raise SystemExit("error: give one feature input (.npz file or directory), or video files")
-    predict_files(args.run_dir, args.inputs[0], out=args.out, coverage=args.coverage)
+    predict_files(args.run_dir, args.inputs[0], out=args.out, coverage=args.coverage, quantize=args.quantize,
+                  compile=args.compile)
     return 0
 
 
@@ -418,7 +431,12 @@ def speed_arguments(be: argparse.ArgumentParser) -> None:
                     help="times each configuration runs, alternating, each in a fresh process (default: 2)")
     be.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed warm-up steps (default: 1)")
     be.add_argument("--infer-batches", type=int, default=3, metavar="N", help="timed inference batches (default: 3)")
+    be.add_argument("--latency-programmes", type=int, default=20, metavar="N",
+                    help="programmes scored one at a time (batch 1) for the latency figures (default: 20)")
     be.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="fast path precision")
+    be.add_argument("--quantize", choices=["none", "int8"],
+                    help="score the fast path with eval.quantize (int8: dynamic int8 backbone, CPU)")
+    be.add_argument("--compile", action="store_true", help="score the fast path with eval.compile=true")
     be.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda when available)")
     be.add_argument("--only", choices=["reference", "fast"], help="measure one configuration only")
     be.add_argument("--loader-videos", type=int, default=500, metavar="N",
@@ -445,7 +463,9 @@ def speed(args, argv) -> int:
                      precision=args.precision, device=args.device,
                      kinds=(args.only,) if args.only else ("reference", "fast"),
                      loader_videos=args.loader_videos, peak_tflops=args.peak_tflops, rounds=args.rounds,
-                     fast_set=tuple(args.fast_set), profile=args.profile)
+                     fast_set=tuple(args.fast_set) + ((f"eval.quantize={args.quantize}",) if args.quantize else ())
+                     + (("eval.compile=true",) if args.compile else ()),
+                     profile=args.profile, latency_programmes=args.latency_programmes)
     report["command"] = "limssr " + " ".join(argv)
     print_report(report)
     out = Path(args.out) if args.out else unique_dir(Path(f"speed-{time.strftime('%Y%m%d-%H%M%S')}.json"))

@@ -21,6 +21,12 @@ def resolve_precision(name: str, method: str = "limssr") -> str:
     return "bf16-mixed" if cpu_has_bf16() and method == "limssr" else "32-true"
 
 
+def scoring_precision(train_precision: str, method: str = "limssr", quantize: str = "none") -> str:
+    """The precision scoring runs in: the training one, except fp32 for int8 weights (their
+    matrix products take fp32 activations)."""
+    return "32-true" if quantize == "int8" else resolve_precision(train_precision, method)
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is slower."""
     try:

@@ -29,7 +29,7 @@ import yaml
 
 from limssr.aggregate import across_score_types, aggregate_seeds, latest_results, score_types_markdown, seeds_markdown
 from limssr.checkpoint import CheckpointError, load_training_checkpoint, load_weights, save_weights, training_checkpoint_epoch
-from limssr.config import RunConfig, config_from_dict
+from limssr.config import RunConfig, config_from_dict, with_scoring
 from limssr.conformal import CALIBRATION_FILE, Calibration, apply, calibrate, interval_results
 from limssr.data import DataError, SampleSet, load_data
 from limssr.data.loaders import make_dataset, make_loader, training_parts
@@ -40,7 +40,7 @@ from limssr.export import is_export, load_export, write_export
 from limssr import plots
 from limssr import trust as measures
 from limssr.plots import latest_eval_dir
-from limssr.precision import best_device, resolve_precision
+from limssr.precision import best_device, resolve_precision, scoring_precision
 from limssr.atomic import atomic_write_json, atomic_write_text, read_results_json
 from limssr.report import print_table, write_results
 from limssr.subsets import subset_name
@@ -424,9 +424,11 @@ def export_run(run_dir: str | Path, out: str | Path, base_model: str | None = No
 @quiet_libraries()
 def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg: RunConfig | None = None,
              data: SampleSet | None = None, out_dir: Path | None = None, show: bool = True,
-             coverage: float | None = None) -> tuple[Results, Path]:
+             coverage: float | None = None, quantize: str | None = None,
+             compile: bool | None = None) -> tuple[Results, Path]:
     """Score the run's model on every subset of the test split and write the report files; with a
-    validation split, calibrate score intervals on it (at `coverage`, default eval.coverage)."""
+    validation split, calibrate score intervals on it (at `coverage`, default eval.coverage).
+    quantize / compile: eval.quantize / eval.compile for this scoring (None: the run's own)."""
     run_dir = Path(run_dir)
     if model is None:
         cfg, model = load_trained(run_dir)
@@ -434,10 +436,11 @@ def evaluate(run_dir: str | Path, data_path: str | None = None, model=None, cfg:
         if not 0 < coverage < 1:
             raise RunError(f"--coverage must be strictly between 0 and 1 (e.g. 0.9), got {coverage}")
         cfg = replace(cfg, eval=replace(cfg.eval, coverage=float(coverage)))
+    cfg = with_scoring(cfg, quantize, compile)
     cfg, data, test, loader = _test_split(cfg, model, data_path, data)
     device = best_device()
-    precision = resolve_precision(cfg.train.precision, cfg.method)
-    model = model.to(device).prepare_inference(precision)
+    precision = scoring_precision(cfg.train.precision, cfg.method, cfg.eval.quantize)
+    model = model.to(device).prepare_inference(precision, cfg.eval.quantize, cfg.eval.compile)
     t0 = time.time()
     preds = evaluate_subsets(model, test, loader, device, precision,
                              progress=(lambda n: print(f"  evaluated subset {{{','.join(n)}}}", flush=True))

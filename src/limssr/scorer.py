@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from limssr.atomic import atomic_write_text
-from limssr.config import RunConfig
+from limssr.config import RunConfig, with_scoring
 from limssr.conformal import Calibration, ConformalError, apply
 from limssr.data.dataset import AQADataset
 from limssr.data.generic import read_unlabelled
@@ -28,7 +28,7 @@ from limssr.data.loaders import make_loader
 from limssr.data.samples import DataError, Sample, check_sample
 from limssr.evaluation import Predictions, predict
 from limssr.extract.pipeline import RECORD, extract_videos, plan_from_record
-from limssr.precision import resolve_precision
+from limssr.precision import scoring_precision
 from limssr.runs import RunError, latest_calibration, load_trained, quiet_libraries, read_run_config, unique_dir
 
 
@@ -40,15 +40,17 @@ class Scorer:
         self.cfg = cfg
         self.source = source
         self.calibration = calibration  # None: the run was not calibrated (see limssr.conformal)
-        self.precision = resolve_precision(cfg.train.precision, cfg.method)
-        self.model = model.prepare_inference(self.precision)
+        self.precision = scoring_precision(cfg.train.precision, cfg.method, cfg.eval.quantize)
+        self.model = model.prepare_inference(self.precision, cfg.eval.quantize, cfg.eval.compile)
         self.modalities = list(model.modalities)
         self.dims = dict(model.dims)
         self.score_range = float(cfg.data.score_range)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path) -> "Scorer":
+    def from_run(cls, run_dir: str | Path, quantize: str | None = None, compile: bool | None = None) -> "Scorer":
+        """The run's model; quantize / compile: eval.quantize / eval.compile for scoring (None: the run's)."""
         cfg, model = load_trained(run_dir)
+        cfg = with_scoring(cfg, quantize, compile)
         return cls(cfg, model, source=str(run_dir), calibration=latest_calibration(Path(run_dir)))
 
     def predict_samples(self, samples: list[Sample], where: str = "input", coverage: float | None = None) -> Predictions:
@@ -104,11 +106,11 @@ class Scorer:
 
 @quiet_libraries()
 def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | None = None, show: bool = True,
-                  coverage: float | None = None) -> Path:
+                  coverage: float | None = None, quantize: str | None = None, compile: bool | None = None) -> Path:
     """Score unlabelled samples with any subset of modalities; writes name, score, lo, hi (the
     conformal interval of the run's calibration, empty without one) and what was shown."""
     run_dir = Path(run_dir)
-    scorer = Scorer.from_run(run_dir)
+    scorer = Scorer.from_run(run_dir, quantize, compile)
     preds = scorer.predict_samples(read_unlabelled(inputs, scorer.modalities), where=str(inputs), coverage=coverage)
     mods = scorer.modalities
     buf = io.StringIO()
@@ -136,7 +138,8 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out: str | Path | Non
 
 
 def predict_videos(run_dir: str | Path, videos: list[str | Path], plan=None, out: str | Path | None = None,
-                   device: str = "auto", batch: int = 4, show: bool = True, coverage: float | None = None) -> Path:
+                   device: str = "auto", batch: int = 4, show: bool = True, coverage: float | None = None,
+                   quantize: str | None = None, compile: bool | None = None) -> Path:
     """Extract features from video files as the run's training data was extracted (its extract.json,
     or `plan`), then score them: one command from a video to a score."""
     started = time.perf_counter()
@@ -156,7 +159,7 @@ def predict_videos(run_dir: str | Path, videos: list[str | Path], plan=None, out
             raise RunError(f"no video could be decoded: {'; '.join(record['failed'].values())}")
         name = Path(videos[0]).stem if len(videos) == 1 else "videos"
         path = predict_files(run_dir, Path(tmp) / "features", out=out or unique_dir(
-            run_dir / "predictions" / f"{name}.csv"), show=show, coverage=coverage)
+            run_dir / "predictions" / f"{name}.csv"), show=show, coverage=coverage, quantize=quantize, compile=compile)
     if show:
         print(f"scored {len(record['videos'])} video(s) in {time.perf_counter() - started:.1f} s "
               f"(extractors: {', '.join(f'{m}={n}' for m, n in plan.extractors.items())})")

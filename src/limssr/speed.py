@@ -45,7 +45,7 @@ from limssr.data.dataset import AQADataset
 from limssr.data.released import SPECS
 from limssr.data.safe_pickle import read_feature_dict
 from limssr.data.samples import Sample
-from limssr.precision import autocast_for, cpu_has_bf16, resolve_precision
+from limssr.precision import autocast_for, cpu_has_bf16, resolve_precision, scoring_precision
 from limssr.subsets import all_subsets
 from limssr.training import adamw, apply_training_speedups, build_model
 
@@ -165,8 +165,9 @@ def run_one(spec: dict) -> dict:
         if spec.get("profile"):
             _profile(lambda: train_step(0), device, Path(spec["profile"]) / f"{spec['kind']}-train-profile.txt")
 
+        score_precision = scoring_precision(cfg.train.precision, cfg.method, cfg.eval.quantize)
         if not reference:
-            model.prepare_inference(precision)
+            model.prepare_inference(score_precision, cfg.eval.quantize, cfg.eval.compile)
         model.eval()
         # scoring batches: the reference's test loader uses the training batch; limssr's eval.batch_size
         infer_bsz = bsz if reference else cfg.eval.batch_size
@@ -177,22 +178,40 @@ def run_one(spec: dict) -> dict:
                        for _ in range(spec["infer_batches"] + 1)]
         infer_valid = torch.ones(infer_bsz, spec["clips"], dtype=torch.bool, device=device)
         infer_times = []
+
+        def score(feats: dict[str, torch.Tensor], mask: torch.Tensor, valid: torch.Tensor) -> float:
+            """Seconds to score one batch, from features in memory (or files) to scores on the host."""
+            _sync(device)
+            t0 = time.perf_counter()
+            feats = {m: torch.where(mask[:, j, None, None], x, 0.0).to(device) for j, (m, x) in enumerate(feats.items())}
+            with autocast_for(device, score_precision):
+                model(feats, mask.to(device), valid).score.float().cpu()
+            kept.clear()
+            _sync(device)
+            return time.perf_counter() - t0
+
         with torch.inference_mode():
             for i in range(spec["infer_batches"] + 1):
-                _sync(device)
-                t0 = time.perf_counter()
-                feats = files.batch(list(range(infer_bsz))) if reference else stacked
-                feats = {m: torch.where(infer_masks[i][:, j, None, None], x, 0.0).to(device)
-                         for j, (m, x) in enumerate(feats.items())}
-                with autocast_for(device, precision):
-                    model(feats, infer_masks[i].to(device), infer_valid).score.float().cpu()
-                kept.clear()
-                _sync(device)
+                t = score(files.batch(list(range(infer_bsz))) if reference else stacked, infer_masks[i], infer_valid)
                 if i:
-                    infer_times.append(time.perf_counter() - t0)
+                    infer_times.append(t)
+                else:
+                    first_batch = t  # includes compiling, with eval.compile
+            # latency: one programme at a time (batch 1), each under a random subset, after one untimed
+            one_valid = infer_valid[:1]
+            latency = []
+            for i in range(spec.get("latency_programmes", 20) + 1):
+                mask = subsets[int(torch.randint(len(subsets), (), generator=g))][None]
+                k = i % infer_bsz
+                feats = files.batch([k]) if reference else {m: x[k:k + 1] for m, x in stacked.items()}
+                t = score(feats, mask, one_valid)
+                if i:
+                    latency.append(t)
             if spec.get("profile"):
+                feats = stacked
+
                 def score_batch():
-                    with autocast_for(device, precision):
+                    with autocast_for(device, score_precision):
                         model(feats, infer_masks[-1].to(device), infer_valid).score.float().cpu()
                         kept.clear()
 
@@ -205,7 +224,10 @@ def run_one(spec: dict) -> dict:
     return {"kind": spec["kind"], "precision": precision, "device": str(device),
             "train_step_s": step, "train_step_s_all": times, "train_samples_per_s": bsz / step,
             "peak_memory_gb": train_peak, "inference_batch": infer_bsz, "inference_batch_s": infer,
-            "inference_samples_per_s": infer_bsz / infer,
+            "inference_samples_per_s": infer_bsz / infer, "inference_first_batch_s": first_batch,
+            "scoring_precision": score_precision, "quantize": cfg.eval.quantize, "compile": cfg.eval.compile,
+            "latency_s_all": latency, "latency_median_s": statistics.median(latency),
+            "latency_p95_s": float(np.percentile(latency, 95)),
             "trainable_parameters": trainable, "train_step_tflop": train_flops / 1e12,
             "achieved_tflops": train_flops / step / 1e12}
 
@@ -288,7 +310,7 @@ def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | 
             steps: int = 3, warmup: int = 1, infer_batches: int = 3, precision: str = "auto",
             device: str | None = None, kinds: tuple[str, ...] = ("reference", "fast"), loader_videos: int = 500,
             peak_tflops: float | None = None, rounds: int = 2, fast_set: tuple[str, ...] = (),
-            profile: str | None = None) -> dict:
+            profile: str | None = None, latency_programmes: int = 20) -> dict:
     """Run each configuration in its own process (`rounds` times, alternating) and the loader
     benchmark; returns the report."""
     cfg = load_config(preset=preset, overrides=["data.path=/unused"])
@@ -299,7 +321,7 @@ def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | 
     spec = {"backbone": backbone, "preset": preset, "batch": batch or cfg.train.batch_size,
             "clips": clips or cfg.data.clip_num, "steps": steps, "warmup": warmup, "infer_batches": infer_batches,
             "precision": precision, "device": device, "dims": dims, "fast_set": list(fast_set),
-            "profile": str(Path(profile).resolve()) if profile else None}
+            "profile": str(Path(profile).resolve()) if profile else None, "latency_programmes": latency_programmes}
     rounds_out: dict[str, list[dict]] = {k: [] for k in kinds}
     for _ in range(rounds):  # alternate the configurations, so a drifting machine speed biases neither
         for kind in kinds:
@@ -316,6 +338,7 @@ def compare(backbone: str = "default", preset: str = "fs1000-tes", batch: int | 
             "train_step_speedup": ref["train_step_s"] / fast["train_step_s"],
             "peak_memory_ratio": fast["peak_memory_gb"] / ref["peak_memory_gb"],
             "inference_speedup": fast["inference_samples_per_s"] / ref["inference_samples_per_s"],
+            "latency_speedup": ref["latency_median_s"] / fast["latency_median_s"],
         }
     peak = peak_tflops or _peak_tflops(device)
     if peak:
@@ -339,6 +362,10 @@ def _combine(rounds: list[dict]) -> dict:
     out["train_samples_per_s"] = rounds[0]["train_samples_per_s"] * rounds[0]["train_step_s"] / out["train_step_s"]
     out["inference_samples_per_s"] = out["inference_batch"] / out["inference_batch_s"]
     out["achieved_tflops"] = out["train_step_tflop"] / out["train_step_s"]
+    latency = [t for r in rounds for t in r["latency_s_all"]]
+    out.update(latency_s_all=latency, latency_median_s=statistics.median(latency),
+               latency_p95_s=float(np.percentile(latency, 95)),
+               inference_first_batch_s=statistics.median(r["inference_first_batch_s"] for r in rounds))
     return out
 
 
@@ -374,6 +401,9 @@ def print_report(report: dict) -> None:
             ("peak memory (GB)", "peak_memory_gb", "{:.2f}", "peak_memory_ratio", "{:.2f}x"),
             ("inference samples/s", "inference_samples_per_s", "{:.2f}", "inference_speedup", "{:.2f}x"),
             ("inference batch", "inference_batch", "{}", None, None),
+            ("first scoring batch (s; compiling, if any)", "inference_first_batch_s", "{:.2f}", None, None),
+            ("latency per programme, batch 1 (s, median)", "latency_median_s", "{:.3f}", "latency_speedup", "{:.2f}x"),
+            ("latency per programme, batch 1 (s, p95)", "latency_p95_s", "{:.3f}", None, None),
             ("train TFLOP per step", "train_step_tflop", "{:.3f}", None, None),
             ("achieved TFLOP/s", "achieved_tflops", "{:.3f}", None, None),
             ("trainable parameters", "trainable_parameters", "{:,}", None, None)]

@@ -51,8 +51,9 @@ class Method(nn.Module):
         scoring head is not trained yet, e.g. MoMKE's stage 1)."""
         return True
 
-    def prepare_inference(self, precision: str) -> "Method":
-        """Make the model fast for scoring (merging adapters, casting); it may not train afterwards."""
+    def prepare_inference(self, precision: str, quantize: str = "none", compile: bool = False) -> "Method":
+        """Make the model fast for scoring (merging adapters, casting; `quantize` and `compile`:
+        `eval.quantize` / `eval.compile`, which only LIMSSR's backbone uses); it may not train afterwards."""
         return self.eval()
 
     def store_frozen_weights(self, dtype: torch.dtype) -> None:

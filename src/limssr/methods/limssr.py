@@ -330,8 +330,8 @@ class LIMSSR(Method):
     def store_frozen_weights(self, dtype: torch.dtype) -> None:
         store_frozen_weights(self, dtype)
 
-    def prepare_inference(self, precision: str) -> "LIMSSR":
-        return prepare_inference(self, precision)
+    def prepare_inference(self, precision: str, quantize: str = "none", compile: bool = False) -> "LIMSSR":
+        return prepare_inference(self, precision, quantize, compile)
 
 @register("limssr", "LIMSSR: an LLM (LoRA) reads a prompt, modality spans with <missing> placeholders and fusion "
                     "tokens; two mask-aware heads")

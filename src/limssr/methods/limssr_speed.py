@@ -6,11 +6,14 @@ computation alone), and each has an equivalence test (tests/test_model.py, tests
   once for good at inference) and its keys/values are shared by the samples that have it;
 * fixed-length assembly: CUDA-graphed layers train on one sequence length with nothing read back
   from the device, so one graph serves every batch;
-* inference preparation: LoRA merged into the weights, the backbone stored in bf16 for bf16 scoring;
-  bf16 training with the frozen weights stored in bf16.
+* inference preparation: LoRA merged into the weights, the backbone stored in bf16 for bf16 scoring
+  (or its linear layers in int8, `eval.quantize`), optionally compiled (`eval.compile`); bf16
+  training with the frozen weights stored in bf16.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from transformers import DynamicCache
@@ -105,6 +108,22 @@ class SpeedPaths:
         return model.heads(hidden, layout, mask, valid, body_attend)
 
 
+def quantize_int8(backbone: torch.nn.Module) -> int:
+    """Dynamic int8 quantization (torch.ao's, on the CPU's x86/fbgemm kernels) of every linear layer
+    of a merged backbone, in place: int8 weights with a scale per output channel, activations
+    quantized per batch; the embeddings and norms stay fp32. Returns how many layers changed."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    if any(p.device.type != "cpu" for p in backbone.parameters()):
+        raise ValueError("eval.quantize=int8 runs on a CPU only (its int8 kernels are the CPU's); "
+                         "on a GPU score in bf16 (eval.quantize=none)")
+    count = sum(isinstance(m, torch.nn.Linear) for m in backbone.modules())
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore")
+        quantize_dynamic(backbone, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    return count
+
+
 def full_attention_mask(config, attend: torch.Tensor) -> torch.Tensor:
     """(B, 1, L, L) boolean mask, causal and over `attend`'s positions, given to the backbone as it
     is (Hugging Face builds its own from a (B, L) mask, reading the device to decide whether it can
@@ -129,15 +148,22 @@ def store_frozen_weights(model, dtype: torch.dtype) -> None:
             module.cast_input_dtype_enabled = False
 
 
-def prepare_inference(model, precision: str):
+def prepare_inference(model, precision: str, quantize: str = "none", compile: bool = False):
     """Merge the LoRA adapters into the backbone weights (no adapter work per token), store the
-    backbone in bf16 when scoring runs in bf16, and score with the cached prompt prefixes."""
+    backbone in bf16 when scoring runs in bf16 (or its linear layers in int8 with quantize="int8"),
+    optionally compile it, and score with the cached prompt prefixes."""
     if hasattr(model.backbone, "merge_and_unload"):
         model.backbone = model.backbone.merge_and_unload()
         model.inference_only = True
-    if precision == "bf16-mixed":
+    if quantize == "int8":
+        quantize_int8(model.backbone)
+    elif precision == "bf16-mixed":
         model.backbone.to(torch.bfloat16)
         model.compute_dtype = torch.bfloat16
+    if compile and not getattr(model, "backbone_compiled", False):
+        # in place: the module keeps its type and attributes (config, embeddings), only its call is compiled
+        model.backbone.compile()
+        model.backbone_compiled = True
     if model.speed is not None:
         model.speed.reset()
     return model.eval()
