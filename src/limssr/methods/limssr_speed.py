@@ -156,6 +156,8 @@ def prepare_inference(model, precision: str, quantize: str = "none", compile: bo
         model.backbone = model.backbone.merge_and_unload()
         model.inference_only = True
     if quantize == "int8":
+        model.backbone.float()  # frozen weights kept in bf16 for training go back to fp32 first
+        model.compute_dtype = torch.float32
         quantize_int8(model.backbone)
     elif precision == "bf16-mixed":
         model.backbone.to(torch.bfloat16)
