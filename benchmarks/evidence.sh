@@ -23,13 +23,14 @@ for part in results interaction; do
   "$BIN/python" benchmarks/archive_runs.py unpack "$ARCHIVE/$part" "$ROOT/$part"
 done
 pack() { "$BIN/python" benchmarks/archive_runs.py pack "$ROOT/$1" "$ARCHIVE/$1"; }
-STAGE1_ONLY=1 bash benchmarks/fisv-vst.sh "$GIT_DIR" "$ROOT/fisv-vst"
-ONLY="base random-init per-batch k3 k8" bash benchmarks/factors.sh "$ROOT/factors"
+export BIN
+STAGE1_ONLY=1 ARCHIVE="$ARCHIVE/fisv-vst" bash benchmarks/fisv-vst.sh "$GIT_DIR" "$ROOT/fisv-vst"
+ONLY="base random-init per-batch k3 k8" ARCHIVE="$ARCHIVE/factors" bash benchmarks/factors.sh "$ROOT/factors"
 bash benchmarks/results.sh "$ROOT/results"
 pack results
 "$BIN/limssr" benchmark --preset demo-interaction --regimes strict --seeds 1,2,3 --out "$ROOT/interaction" \
   --methods limssr,mcmoe,momke,gcnet,actionmae,zero-fill,late-fusion \
   --baseline-set train.epochs=40 --baseline-set train.lr=5e-4 train.selection=val train.deterministic=false
 pack interaction
-bash benchmarks/fisv-vst.sh "$GIT_DIR" "$ROOT/fisv-vst"
-bash benchmarks/factors.sh "$ROOT/factors"
+ARCHIVE="$ARCHIVE/fisv-vst" bash benchmarks/fisv-vst.sh "$GIT_DIR" "$ROOT/fisv-vst"
+ARCHIVE="$ARCHIVE/factors" bash benchmarks/factors.sh "$ROOT/factors"

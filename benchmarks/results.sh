@@ -9,7 +9,7 @@
 # default; asking for the same setting keeps them reusable (a run is reused only at an equal config).
 set -euo pipefail
 OUT=${1:-results-bench}
-LIMSSR=${LIMSSR:-.venv/bin/limssr}
+LIMSSR=${LIMSSR:-${BIN:-.venv/bin}/limssr}
 $LIMSSR benchmark --preset demo --regimes strict --seeds 1,2,3 --out "$OUT" \
   --methods limssr,limssr-no-pcmi,limssr-no-lmrf,limssr-no-path1,limssr-no-path2,limssr-no-consistency,limssr-no-regularizer \
   train.selection=val train.deterministic=false
