@@ -32,7 +32,8 @@ row() {  # row NAME PRESET [overrides...]
   "$BIN/python" benchmarks/archive_runs.py pack "$OUT" "$ARCHIVE"
 }
 
-row base demo
+# the base row is LIMSSR of the built-in benchmark, RESULTS/limssr/strict (benchmarks/results.sh;
+# the same config, checked): not trained twice
 row random-init demo model.backbone_init=random
 row per-batch demo train.missing=per-batch
 row k2 demo model.num_fusion_tokens=2
@@ -42,7 +43,7 @@ row epochs-4 demo train.epochs=4
 row epochs-16 demo train.epochs=16
 row no-shared-prompt demo model.share_prompt=false
 row tiny demo --backbone tiny
-row interaction-base demo-interaction
+# interaction-base is LIMSSR of the interaction benchmark (INTERACTION/limssr/strict, benchmarks/evidence.sh)
 row interaction-random-init demo-interaction model.backbone_init=random
 if [ -n "${GEMMA:-}" ]; then row gemma-3-270m demo --backbone "$GEMMA"; fi
 if [ -n "${QWEN:-}" ]; then row qwen2.5-coder-0.5b demo --backbone "$QWEN"; fi

@@ -10,7 +10,8 @@ benchmarks/evidence/ after `archive_runs.py unpack` has refilled third-party lab
     fisv-vst/factors-tes/<row>/limssr/complete/seed-N   LIMSSR factors on Fis-V TES
     results/<method>/<regime>/seed-N                the built-in (additive) benchmark
     interaction/<method>/<regime>/seed-N            the built-in interaction benchmark
-    factors/<row>/seed-N                            LIMSSR factors on the built-in data
+    factors/<row>/seed-N                            LIMSSR factors on the built-in data (base row:
+                                                    results/limssr/strict)
 
 Every figure is a mean over seeds of the headline metric: the Fisher-z average of Spearman over the
 incomplete subsets (the single subset where there is only one modality) and the mean MSE. Paired
@@ -159,19 +160,23 @@ def _runs_dir(row_dir: Path) -> Path:
     return row_dir / "limssr" / "complete" if (row_dir / "limssr").is_dir() else row_dir
 
 
-def factor_rows(tree: Path, base_dir: Path | None = None) -> list[dict]:
-    """Every row under `tree` against the base row (`tree`/base, or `base_dir` when given)."""
+def factor_rows(tree: Path, base_dir: Path | None = None, interaction_base: Path | None = None) -> list[dict]:
+    """Every row under `tree` against its base row: `tree`/base, or `base_dir` when given; rows named
+    interaction-* against `interaction_base` (LIMSSR of the interaction benchmark), shown as the
+    row interaction-base."""
     found = {p.name: _runs_dir(p) for p in sorted(tree.iterdir()) if p.is_dir()} if tree.is_dir() else {}
-    if base_dir is not None and found:
+    if found and base_dir is not None:
         found = {"base": base_dir, **found}
-    base = found.get("base")
+    if found and interaction_base is not None:
+        found["interaction-base"] = interaction_base
     rows = []
     for name, runs_dir in found.items():
         s = summarise(runs_dir)
         if s is None:
             continue
-        # the row minus the base: positive Spearman favours the row
-        p = None if name == "base" or base is None else paired(runs_dir, base)
+        base = found.get("interaction-base" if name.startswith("interaction-") else "base")
+        # the row minus its base: positive Spearman favours the row
+        p = None if name in ("base", "interaction-base") or base is None else paired(runs_dir, base)
         rows.append({"row": name, "change": FACTOR_ROWS.get(name, name), **s, "paired": p})
     order = list(FACTOR_ROWS)
     rows.sort(key=lambda r: (order.index(r["row"]) if r["row"] in order else len(order), r["row"]))
@@ -239,11 +244,12 @@ def build(root: Path) -> tuple[str, dict]:
     if head:
         md = ["### Headline: LIMSSR against the strongest baseline", "", headline_table(head)] + md
         data["headline"] = head
-    for key, title, tree, base in (
-            ("factors", "What LIMSSR depends on: built-in data", root / "factors", None),
+    for key, title, tree, base, interaction in (
+            ("factors", "What LIMSSR depends on: built-in data", root / "factors",
+             root / "results" / "limssr" / "strict", root / "interaction" / "limssr" / "strict"),
             ("factors-fisv", "What LIMSSR depends on: Fis-V TES", root / "fisv-vst" / "factors-tes",
-             root / "fisv-vst" / "tes" / "limssr" / "complete")):
-        rows = factor_rows(tree, base)
+             root / "fisv-vst" / "tes" / "limssr" / "complete", None)):
+        rows = factor_rows(tree, base, interaction)
         if rows:
             md += [f"### {title}", "", factors_table(rows)]
             data[key] = rows

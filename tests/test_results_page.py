@@ -46,7 +46,7 @@ def test_tables_rank_pair_and_give_a_verdict(tmp_path):
         near = {c: labels + 0.1 * rng.normal(size=200) for c in ("va", "v", "a")}
         far = {c: labels + 2.0 * rng.normal(size=200) for c in ("va", "v", "a")}
         mid = {c: labels + 0.1 * rng.normal(size=200) for c in ("va", "v", "a")}
-        _run(tmp_path / "results" / "limssr" / "strict" / f"seed-{seed}", seed, labels, near)
+        _run(tmp_path / "results" / "limssr" / "strict" / f"seed-{seed}", seed, labels, near, cpu=7200.0)
         _run(tmp_path / "results" / "zero-fill" / "strict" / f"seed-{seed}", seed, labels, far)
         _run(tmp_path / "results" / "gcnet" / "complete" / f"seed-{seed}", seed, labels, mid)
         # one modality (Fis-V): the headline is the only subset
@@ -54,8 +54,10 @@ def test_tables_rank_pair_and_give_a_verdict(tmp_path):
              {"v": labels + 2.0 * rng.normal(size=200)})
         _run(tmp_path / "fisv-vst" / "tes" / "zero-fill" / "complete" / f"seed-{seed}", seed, labels,
              {"v": labels + 0.1 * rng.normal(size=200)})
-        _run(tmp_path / "factors" / "base" / f"seed-{seed}", seed, labels, near, cpu=7200.0)
+        # the factors' base row is the benchmark's LIMSSR; the interaction rows pair with its own LIMSSR
         _run(tmp_path / "factors" / "random-init" / f"seed-{seed}", seed, labels, far)
+        _run(tmp_path / "interaction" / "limssr" / "strict" / f"seed-{seed}", seed, labels, far)
+        _run(tmp_path / "factors" / "interaction-random-init" / f"seed-{seed}", seed, labels, near)
         _run(tmp_path / "fisv-vst" / "factors-tes" / "random-init" / "limssr" / "complete" / f"seed-{seed}", seed,
              labels, {"v": labels + 0.1 * rng.normal(size=200)})
     (tmp_path / "fisv-vst" / "ridge-tes.json").write_text(json.dumps({"test_spearman": 0.5, "test_mse": 3.0}))
@@ -73,6 +75,9 @@ def test_tables_rank_pair_and_give_a_verdict(tmp_path):
     assert head["Fis-V TES (video only)"]["verdict"] == "LIMSSR behind"
     factors = {r["row"]: r for r in data["factors"]}
     assert factors["base"]["cpu_hours"] == 2.0 and factors["random-init"]["paired"]["spearman_hi"] < 0
+    assert factors["base"]["dir"].endswith("results/limssr/strict")
+    assert factors["interaction-base"]["dir"].endswith("interaction/limssr/strict")
+    assert factors["interaction-random-init"]["paired"]["spearman_lo"] > 0  # against interaction-base
     fisv_factors = {r["row"]: r for r in data["factors-fisv"]}  # base: the Fis-V TES LIMSSR runs
     assert fisv_factors["base"]["dir"].endswith("tes/limssr/complete")
     assert fisv_factors["random-init"]["paired"]["spearman_lo"] > 0
