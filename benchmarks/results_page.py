@@ -145,7 +145,8 @@ def methods_table(rows: list[dict], extra: list[tuple[str, float | None, float |
              "|---|---|:-:|---:|---:|---:|---:|---|:-:|---:|"]
     for r in rows:
         p = r["paired"]
-        counts = "-" if not p or "error" in p else \
+        # counted over the incomplete subsets; data of one modality has none (its headline is the one subset)
+        counts = "-" if not p or "error" in p or not p["counts"]["spearman"]["of"] else \
             f"{p['counts']['spearman']['ahead']} / {p['counts']['spearman']['behind']} of {p['counts']['spearman']['of']}"
         lines.append(f"| {r['method']} | {r['regime']} | {len(r['seeds'])} | {_pm(r, 'spearman', 3)} | "
                      f"{_pm(r, 'mse', 1)} | {_diff(p, 'spearman', 3)} | {_diff(p, 'mse', 1)} | "
